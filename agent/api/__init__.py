@@ -1,0 +1,1 @@
+"""The agent's D-Bus API (org.minormode.Agent1)."""

@@ -1,0 +1,1 @@
+"""The network filter: DNS filtering loop, list compiler, nftables rules."""

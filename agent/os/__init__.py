@@ -1,0 +1,1 @@
+"""Enforcement adapters: each turns a Decision into kernel or bus calls and OS events into facts."""

@@ -1,0 +1,1 @@
+"""Durable state: SQLite (WAL) for usage, grants and the clock watermark."""
