@@ -49,6 +49,12 @@ def _local(instant: datetime, policy: Policy) -> str:
     return instant.astimezone(zone(policy.timezone)).strftime("%a %Y-%m-%d %H:%M")
 
 
+def _until_lock(left: int | None, *, seconds: bool = False) -> str:
+    if left is None:
+        return "no lock ahead"
+    return f"{left // 60} min {left % 60} s until the lock" if seconds else f"{left // 60} min until the lock"
+
+
 def describe(decision: Decision, policy: Policy) -> list[str]:
     """A Decision in words, for people."""
     out = [f"at {_local(decision.at, policy)} ({policy.timezone}), policy version {decision.policy_version}"]
@@ -57,7 +63,7 @@ def describe(decision: Decision, policy: Policy) -> list[str]:
         out.append("LOCKED: " + ", ".join(r.value for r in decision.reasons) + until)
     else:
         left = decision.remaining_seconds
-        out.append("unlocked; " + ("no lock ahead" if left is None else f"{left // 60} min {left % 60} s until the lock"))
+        out.append(f"unlocked; {_until_lock(left, seconds=True)}")
     budget = "no daily total" if decision.budget_seconds is None else f"{decision.budget_seconds // 60} min"
     out.append(f"used today: {decision.used_seconds // 60} min of {budget}")
     if decision.next_change:
@@ -113,7 +119,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
         print("settings (value, and whether it is the band default or the guardian's):")
         flat = _flatten(policy_to_mapping(policy))
         for key, value in flat.items():
-            print(f"  {key} = {value}   [{policy.sources.get(key, policy.sources.get(key.split('.')[0], 'guardian'))}]")
+            source = policy.sources.get(key, policy.sources.get(key.split(".")[0], "guardian"))
+            print(f"  {key} = {value}   [{source}]")
     return 0
 
 
@@ -151,8 +158,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             until = f" until {_local(d.unlock_at, policy)}" if d.unlock_at else ""
             print(f"{local}  locked ({', '.join(r.value for r in d.reasons)}){until}")
         elif e.what == "unlocked":
-            left = "no lock ahead" if d.remaining_seconds is None else f"{d.remaining_seconds // 60} min until the lock"
-            print(f"{local}  unlocked, {left}")
+            print(f"{local}  unlocked, {_until_lock(d.remaining_seconds)}")
         elif e.what == "warning":
             print(f"{local}  warning: {d.warning_due} min left")
         else:

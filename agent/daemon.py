@@ -25,7 +25,13 @@ from agent.core.clock import ClockEventKind, Watermark, advance
 from agent.core.decide import decide
 from agent.core.decision import Decision
 from agent.core.grants import Grant, GrantKind, GrantSource
-from agent.core.parse import PolicyError, default_policy, load_policy_file, policy_from_mapping, policy_to_mapping
+from agent.core.parse import (
+    PolicyError,
+    default_policy,
+    load_policy_file,
+    policy_from_mapping,
+    policy_to_mapping,
+)
 from agent.core.policy import AgeBand, Policy
 from agent.core.usage import Usage
 from agent.os import sdnotify
@@ -178,7 +184,8 @@ class Agent:
 
     def tick(self) -> Decision:
         now = self.now()
-        if self._last_checkpoint is None or now - self._last_checkpoint >= CHECKPOINT or now < self._last_checkpoint:
+        last = self._last_checkpoint
+        if last is None or not last <= now < last + CHECKPOINT:
             self.tracker, closed = self.tracker.checkpoint(now)
             self._commit(closed)
             self._last_checkpoint = now

@@ -4,8 +4,11 @@ The shell reads three facts from the OS (wall time, CLOCK_BOOTTIME, the boot ID)
 device's configured timezone; `advance` turns them and the persisted `Watermark` into the
 trusted instant. Within one boot the trusted time runs on CLOCK_BOOTTIME alone (it counts
 suspend), so setting the wall clock back or forward changes nothing and is recorded as a
-tamper event. Across a reboot the elapsed time is unknowable, so the wall clock is adopted
-only if it is not behind the watermark: the trusted timeline never runs backwards.
+tamper event. Across a reboot the time spent powered off is unknowable: the wall clock is
+adopted unless it is behind the watermark plus the new boot's CLOCK_BOOTTIME (a sound lower
+bound of the time passed), so the trusted timeline never runs backwards. What remains is
+the powered-off time itself: a clock set back across a reboot can delay the next window
+edge by at most the time the device was off, and needs root to set the clock at all.
 Corrections from a source the child cannot control (systemd-timesyncd's synchronised flag,
 a signed time from the dashboard) go through `resync`. The device's timezone never matters:
 day boundaries use the policy's timezone, so a timezone change is only recorded.
@@ -72,10 +75,12 @@ def advance(mark: Watermark | None, reading: ClockReading) -> tuple[Watermark, l
         if abs(jump) > JUMP_TOLERANCE:
             events.append(ClockEvent(ClockEventKind.WALL_JUMP, trusted, jump.total_seconds()))
     else:
-        trusted = max(reading.wall, mark.trusted)
+        # At least this boot's CLOCK_BOOTTIME has passed since the watermark was written.
+        floor = mark.trusted + timedelta(microseconds=reading.boottime_ns // 1000)
+        trusted = max(reading.wall, floor)
         events.append(ClockEvent(ClockEventKind.REBOOT, trusted, detail=reading.boot_id))
-        if reading.wall < mark.trusted - JUMP_TOLERANCE:
-            behind = (reading.wall - mark.trusted).total_seconds()
+        if reading.wall < floor - JUMP_TOLERANCE:
+            behind = (reading.wall - floor).total_seconds()
             events.append(ClockEvent(ClockEventKind.BEHIND_WATERMARK, trusted, behind))
     if reading.zone != mark.zone:
         events.append(

@@ -43,7 +43,7 @@ class _Rules:
         edges.update(self.day_starts)
         for g in grants:
             edges.update((g.issued_at, g.expires_at))
-        return sorted(t for t in edges if after < t < until) + [until]
+        return [*sorted(t for t in edges if after < t < until), until]
 
 
 def _layout(policy: Policy, now: datetime) -> _Rules:
@@ -185,7 +185,8 @@ def _budget_used(usage: Usage, access: AppAccess, start: datetime, end: datetime
     """Active time in [start, end) that consumes the budget: all of it, except time when only
     always-allowed apps (calls, emergency, education...) were running."""
     active = merge(usage.active)
-    exempt, budgeted = [], []
+    exempt: list[Interval] = []
+    budgeted: list[Interval] = []
     for app_id, intervals in usage.apps.items():
         cats = usage.app_categories.get(app_id, frozenset())
         (exempt if access.is_always_allowed(app_id, cats) else budgeted).extend(intervals)

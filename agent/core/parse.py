@@ -234,7 +234,8 @@ def policy_to_mapping(policy: Policy) -> dict[str, Any]:
 # --------------------------------------------------------------------------- TOML lines
 
 _HEADER_RE = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-_KEY_RE = re.compile(r"""^\s*((?:"[^"]*"|'[^']*'|[A-Za-z0-9_\-]+)(?:\s*\.\s*(?:"[^"]*"|'[^']*'|[A-Za-z0-9_\-]+))*)\s*=""")
+_KEY_PART = r"""(?:"[^"]*"|'[^']*'|[A-Za-z0-9_\-]+)"""
+_KEY_RE = re.compile(rf"^\s*({_KEY_PART}(?:\s*\.\s*{_KEY_PART})*)\s*=")
 _PART_RE = re.compile(r"""\s*("([^"]*)"|'([^']*)'|([A-Za-z0-9_\-]+))\s*(\.|$)""")
 
 
@@ -432,7 +433,7 @@ def _str_list(ctx: _Ctx, path: Path_, value: Any, pattern: re.Pattern[str] | Non
 
 
 def _enum_list(ctx: _Ctx, path: Path_, value: Any, enum: type[_E]) -> list[_E]:
-    out: list[E] = []
+    out: list[_E] = []
     for v in _str_list(ctx, path, value):
         try:
             out.append(enum(v))

@@ -34,10 +34,10 @@ def simulate(
     end: datetime,
     wants_use: Callable[[datetime], bool],
     grants: Iterable[Grant] = (),
-    usage: Usage = Usage(),
+    usage: Usage | None = None,
 ) -> tuple[list[Entry], Usage]:
     grants = tuple(grants)
-    tracker, stored = ActivityTracker(), usage
+    tracker, stored = ActivityTracker(), usage or Usage()
     entries: list[Entry] = []
     t = start
     last: tuple[bool, tuple[object, ...], int | None, bool] | None = None

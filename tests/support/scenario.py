@@ -157,7 +157,7 @@ class Scenario:
 
     def expect(self, *, locked: bool | None = None, reason: LockReason | None = None,
                used_min: float | None = None, remaining_min: float | None = None,
-               warning: int | None | str = "any", reminder: bool | None = None) -> Decision:
+               warning: int | str | None = "any", reminder: bool | None = None) -> Decision:
         d = self.decision
         if locked is not None:
             assert d.locked is locked, f"locked={d.locked} reasons={d.reasons} at {d.at}"
