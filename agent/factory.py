@@ -1,0 +1,107 @@
+"""The manufacturer's factory settings (/etc/minormode/factory.toml), read and validated.
+
+Read at image build time (the default policy follows the age band) and at first boot.
+Bad settings get one error listing every problem with the file and key; nothing is used.
+Run as `python -m agent.factory FILE [KEY]` to check a file or print one value.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from agent.core.policy import AgeBand
+
+LOCALES = ("zh-CN", "en")
+KEYS = ("manufacturer", "model", "default_age_band", "dashboard_url", "locale")
+
+
+class FactoryError(ValueError):
+    """The factory settings file is missing, unreadable or has bad values."""
+
+
+@dataclass(frozen=True)
+class FactorySettings:
+    manufacturer: str
+    model: str
+    default_age_band: AgeBand
+    dashboard_url: str
+    locale: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"manufacturer": self.manufacturer, "model": self.model,
+                "default_age_band": self.default_age_band.value,
+                "dashboard_url": self.dashboard_url, "locale": self.locale}
+
+
+def _text(data: dict[str, object], key: str, problems: list[str]) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value.strip() or len(value) > 200:
+        problems.append(f"{key}: must be a non-empty string of at most 200 characters, got {value!r}")
+        return ""
+    if re.search(r"[\x00-\x1f\x7f]", value):
+        problems.append(f"{key}: must not contain control characters")
+    return value.strip()
+
+
+def settings_from_mapping(data: dict[str, object], where: str) -> FactorySettings:
+    problems: list[str] = []
+    unknown = sorted(set(data) - set(KEYS))
+    if unknown:
+        problems.append(f"unknown keys {', '.join(unknown)} (known: {', '.join(KEYS)})")
+    manufacturer = _text(data, "manufacturer", problems)
+    model = _text(data, "model", problems)
+    band_text = _text(data, "default_age_band", problems)
+    band = AgeBand.AGE_8_12
+    if band_text:
+        try:
+            band = AgeBand(band_text)
+        except ValueError:
+            problems.append(f"default_age_band: {band_text!r} is not one of "
+                            f"{', '.join(b.value for b in AgeBand)}")
+    url = _text(data, "dashboard_url", problems)
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.hostname:
+            problems.append(f"dashboard_url: {url!r} must be an https:// URL with a host name")
+    locale = _text(data, "locale", problems)
+    if locale and locale not in LOCALES:
+        problems.append(f"locale: {locale!r} is not one of {', '.join(LOCALES)}")
+    if problems:
+        raise FactoryError(f"{where}: bad factory settings:\n" + "\n".join(f"  {p}" for p in problems))
+    return FactorySettings(manufacturer, model, band, url, locale)
+
+
+def load_factory_settings(path: Path) -> FactorySettings:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise FactoryError(f"{path}: cannot read factory settings: {exc.strerror}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise FactoryError(f"{path}: not valid TOML: {exc}") from exc
+    return settings_from_mapping(data, str(path))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not 1 <= len(args) <= 2 or (len(args) == 2 and args[1] not in KEYS):
+        print(f"usage: python -m agent.factory FILE [{'|'.join(KEYS)}]", file=sys.stderr)
+        return 2
+    try:
+        settings = load_factory_settings(Path(args[0]))
+    except FactoryError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if len(args) == 2:
+        print(settings.as_dict()[args[1]])
+    else:
+        print(f"{args[0]}: valid")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
