@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# The fast layer, run by build.sh with MM_* variables: unpack the cached base, add the
+# kernel's modules, install the agent into /opt/minormode/venv (offline, from wheels), the
+# units, the lockdown and the factory settings; then make the boot and root partitions and
+# the MBR image, and write manifest.json. Writes into $MM_OUT.
+set -euo pipefail
+: "${MM_REPO:?}" "${MM_HERE:?}" "${MM_VARIANT:?}" "${MM_FACTORY:?}" "${MM_POLICY:?}" "${MM_BASE_TAR:?}"
+: "${MM_KERNEL_DIR:?}" "${MM_KVER:?}" "${MM_WHEEL:?}" "${MM_WHEELS:?}" "${MM_WORK:?}" "${MM_OUT:?}"
+: "${MM_NAME:?}" "${MM_KEYS:?}"
+note() { printf '    %s\n' "$*"; }
+
+R=$MM_WORK/rootfs
+K=$MM_KERNEL_DIR/root
+mkdir -p "$R"
+note "unpacking the base root filesystem"
+tar -xpf "$MM_BASE_TAR" -C "$R" --numeric-owner
+
+# Run a command in the image under qemu-user, in a private mount namespace so the proc,
+# dev and tmp mounts it needs vanish with it and never touch the host's mount table.
+in_image() {
+  unshare --mount --propagation private -- sh -c '
+    root=$1; shift
+    mount -t proc proc "$root/proc" && mount --rbind /dev "$root/dev" &&
+    mount -t tmpfs tmpfs "$root/tmp" && exec chroot "$root" "$@"' sh "$R" "$@"
+}
+
+note "kernel modules $MM_KVER"
+mkdir -p "$R/usr/lib/modules"
+cp -a "$K/lib/modules/$MM_KVER" "$R/usr/lib/modules/"
+depmod -b "$R" "$MM_KVER"
+
+note "installing the agent into /opt/minormode/venv (pip under emulation)"
+install -d -m 0755 "$R/opt/minormode" "$R/opt/minormode/libexec" "$R/opt/minormode/bin"
+install -d -m 0700 "$R/root/wheels"
+cp "$MM_WHEELS"/*.whl "$MM_WHEEL" "$R/root/wheels/"
+in_image /usr/bin/python3 -m venv /opt/minormode/venv
+in_image /opt/minormode/venv/bin/python -m pip install -q --no-index --no-cache-dir \
+  --disable-pip-version-check --find-links /root/wheels "/root/wheels/$(basename "$MM_WHEEL")"
+rm -rf "$R/root/wheels"
+for script in "$R"/opt/minormode/venv/bin/minormode*; do
+  ln -sf "../venv/bin/$(basename "$script")" "$R/opt/minormode/bin/$(basename "$script")"
+done
+in_image /opt/minormode/venv/bin/python -c 'import agent.daemon, agent.firstboot' \
+  || { echo "layer.sh: the agent does not import inside the image" >&2; exit 1; }
+
+note "units"
+install -m 0644 "$MM_REPO"/systemd/*.service "$R/usr/lib/systemd/system/"
+install -d "$R/usr/lib/systemd/user"
+install -m 0644 "$MM_REPO"/systemd/user/*.service "$R/usr/lib/systemd/user/"
+install -m 0755 "$MM_REPO"/systemd/libexec/* "$R/opt/minormode/libexec/"
+systemctl --root="$R" enable minormode-agent.service minormode-firstboot.service >/dev/null
+systemctl --root="$R" --global enable minormode-session-helper.service >/dev/null
+
+note "settings: factory, default policy, hostname, machine-id"
+install -d -m 0755 "$R/etc/minormode"
+install -m 0644 "$MM_FACTORY" "$R/etc/minormode/factory.toml"
+install -m 0644 "$MM_POLICY" "$R/etc/minormode/policy.toml"
+echo minormode-tablet > "$R/etc/hostname"
+printf '127.0.0.1\tlocalhost\n127.0.1.1\tminormode-tablet\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' > "$R/etc/hosts"
+# "uninitialized": systemd treats the first boot as such (ConditionFirstBoot=yes holds)
+echo uninitialized > "$R/etc/machine-id"
+rm -f "$R/var/lib/dbus/machine-id"
+
+note "lockdown: no getty on serial or spare VTs, SysRq off, noexec child-writable mounts"
+cp -a "$MM_HERE/overlay/." "$R/"
+for unit in serial-getty@.service console-getty.service container-getty@.service debug-shell.service; do
+  ln -sf /dev/null "$R/etc/systemd/system/$unit"
+done
+for unit in ssh.service sshd.service; do
+  [ ! -e "$R/usr/lib/systemd/system/$unit" ] || { echo "layer.sh: $unit is installed" >&2; exit 1; }
+done
+
+note "the child's account (no sudo, no admin groups)"
+in_image useradd --create-home --uid 1000 --user-group --shell /bin/bash --comment Child child
+in_image passwd --lock root >/dev/null
+chmod 0750 "$R/home/child"
+
+if [ "$MM_VARIANT" = test ]; then
+  note "test variant: the QEMU guest test unit and scripts"
+  install -d "$R/opt/minormode/qemu-test"
+  cp -a "$MM_REPO/tests/qemu/guest/." "$R/opt/minormode/qemu-test/"
+  install -m 0644 "$MM_REPO/tests/qemu/guest/minormode-qemu-test.service" "$R/etc/systemd/system/"
+  systemctl --root="$R" enable minormode-qemu-test.service >/dev/null
+fi
+
+note "boot files: kernel, initramfs, device trees, Raspberry Pi firmware"
+B=$MM_WORK/boot
+mkdir -p "$B"
+cp "$K/boot/vmlinuz-$MM_KVER" "$B/vmlinuz"
+"$MM_HERE/lib/initramfs.sh" "$K" "$MM_KVER" "$B/initrd.img"
+cp "$K"/usr/lib/linux-image-"$MM_KVER"/broadcom/*.dtb "$B/"
+cp "$K"/usr/lib/raspi-firmware/* "$B/"
+cp "$MM_HERE/boot/config.txt" "$MM_HERE/boot/cmdline.txt" "$B/"
+
+note "manifest"
+rm -f "$R/.packages.tsv"
+MM_ROOT=$R MM_BOOT=$B python3 "$MM_HERE/lib/manifest.py" > "$MM_WORK/manifest.partial.json"
+
+note "file systems: vfat boot, ext4 root (mkfs.ext4 -d, no loop mounts)"
+boot_mb=256
+root_used_mb=$(du -smx "$R" | cut -f1)
+root_mb=$(( root_used_mb * 5 / 4 + 256 ))
+total_mb=$(( 1 + boot_mb + root_mb ))
+size_mb=1024
+while [ $size_mb -lt $total_mb ]; do size_mb=$(( size_mb * 2 )); done  # SD images: a power of two
+root_mb=$(( size_mb - 1 - boot_mb ))
+rm -f "$MM_WORK/boot.vfat"
+mkfs.vfat -F 32 -n MMBOOT -C "$MM_WORK/boot.vfat" $(( boot_mb * 1024 )) >/dev/null
+mcopy -s -i "$MM_WORK/boot.vfat" "$B"/* ::/
+mkfs.ext4 -q -L minormode-root -d "$R" -E root_owner=0:0 \
+  "$MM_WORK/root.ext4" "${root_mb}M"
+
+note "disk image: MBR, ${size_mb} MiB"
+img=$MM_OUT/$MM_NAME.img
+rm -f "$img"
+truncate -s "${size_mb}M" "$img"
+sfdisk -q "$img" <<EOF
+label: dos
+unit: sectors
+start=2048, size=$(( boot_mb * 2048 )), type=c, bootable
+start=$(( 2048 + boot_mb * 2048 )), type=83
+EOF
+dd if="$MM_WORK/boot.vfat" of="$img" bs=1M seek=1 conv=notrunc,sparse status=none
+dd if="$MM_WORK/root.ext4" of="$img" bs=1M seek=$(( 1 + boot_mb )) conv=notrunc,sparse status=none
+cp "$B/vmlinuz" "$B/initrd.img" "$B/bcm2837-rpi-3-b.dtb" "$MM_OUT/"
+sha=$(sha256sum "$img" | cut -d' ' -f1)
+python3 - "$MM_WORK/manifest.partial.json" "$MM_OUT/manifest.json" "$img" "$sha" "$size_mb" <<'PY'
+import json, os, sys
+src, dst, img, sha, size_mb = sys.argv[1:]
+m = json.load(open(src))
+m["image"] = {"file": os.path.basename(img), "sha256": sha, "size_bytes": int(size_mb) * 2**20,
+              "partitions": [{"label": "MMBOOT", "type": "vfat", "mib": 256},
+                             {"label": "minormode-root", "type": "ext4"}]}
+m["cache_keys"] = dict(kv.split("=", 1) for kv in os.environ["MM_KEYS"].split())
+json.dump(m, open(dst, "w"), indent=2, sort_keys=True)
+PY
+note "sha256 $sha"

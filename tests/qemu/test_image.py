@@ -1,0 +1,128 @@
+"""The built image, read without mounting anything: manifest, partition table (sfdisk),
+boot partition (mtools), root file system (debugfs)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+from qemu_vm import REPO, needs_root_and_qemu
+
+import agent
+
+pytestmark = needs_root_and_qemu
+SECTOR = 512
+
+
+def _run(*cmd: str) -> str:
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 0, f"{' '.join(cmd)}: exit {r.returncode}\n{r.stderr}"
+    return r.stdout
+
+
+def _partitions(image: Path) -> list[dict[str, object]]:
+    table = json.loads(_run("sfdisk", "--json", str(image)))["partitiontable"]
+    assert table["label"] == "dos"
+    parts: list[dict[str, object]] = table["partitions"]
+    return parts
+
+
+def _root_fs(image: Path) -> str:
+    start = _partitions(image)[1]["start"]
+    assert isinstance(start, int)
+    return f"{image}?offset={start * SECTOR}"
+
+
+def _debugfs(image: Path, request: str) -> str:
+    r = subprocess.run(["debugfs", "-R", request, _root_fs(image)], capture_output=True, text=True,
+                       timeout=60, check=False)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_manifest_lists_agent_kernel_and_packages(test_image: Path) -> None:
+    m = json.loads((test_image / "manifest.json").read_text())
+    assert m["agent"]["name"] == "minormode" and m["agent"]["version"] == agent.__version__
+    assert m["kernel"]["package"].startswith("linux-image-") and m["kernel"]["release"].endswith("-arm64")
+    assert m["kernel"]["version"]
+    assert {"vmlinuz", "initrd.img", "config.txt", "cmdline.txt"} <= set(m["kernel"]["boot_files"])
+    debs = {p["name"]: p for p in m["debian_packages"]}
+    assert {"systemd", "python3", "nftables", "udev", "dbus"} <= set(debs)
+    assert all(p["version"] and p["architecture"] in ("arm64", "all") for p in debs.values())
+    assert not {"openssh-server", "sudo", "dropbear"} & set(debs)
+    unpacked = {p["name"] for p in m["unpacked_packages"]}
+    assert {"raspi-firmware", "busybox-static", m["kernel"]["package"]} <= unpacked
+    python = {p["name"].lower() for p in m["python_packages"]}
+    assert {"minormode", "cryptography", "dbus-fast", "psutil"} <= python
+    assert {"minormode-agent.service", "minormode-firstboot.service"} <= set(m["units_enabled"])
+    assert m["factory"] == tomllib.loads((REPO / "image-build/factory.toml").read_text())
+    image = test_image / m["image"]["file"]
+    digest = hashlib.sha256()
+    with image.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    assert m["image"]["sha256"] == digest.hexdigest()
+    assert image.stat().st_size == m["image"]["size_bytes"]
+
+
+def test_partition_table(test_image: Path) -> None:
+    image = test_image / "minormode-test.img"
+    size = image.stat().st_size
+    assert size & (size - 1) == 0, "an SD image for the Raspberry Pi is a power of two in size"
+    boot, root = _partitions(image)
+    assert boot["type"] == "c" and boot.get("bootable") is True
+    assert root["type"] == "83"
+    assert boot["start"] == 2048
+    assert isinstance(root["start"], int) and isinstance(root["size"], int)
+    assert (root["start"] + root["size"]) * SECTOR <= size
+
+
+def test_boot_partition(test_image: Path) -> None:
+    image = test_image / "minormode-test.img"
+    fat = f"{image}@@{2048 * SECTOR}"
+    listing = _run("mdir", "-b", "-i", fat, "::/")
+    names = {line.rstrip("/").split("/")[-1].lower() for line in listing.split()}
+    assert {"vmlinuz", "initrd.img", "config.txt", "cmdline.txt", "bcm2837-rpi-3-b.dtb",
+            "bcm2711-rpi-4-b.dtb", "start.elf", "bootcode.bin", "fixup.dat"} <= names
+    assert "root=LABEL=minormode-root" in _run("mtype", "-i", fat, "::/cmdline.txt")
+    assert "initramfs initrd.img" in _run("mtype", "-i", fat, "::/config.txt")
+    label = _run("minfo", "-i", fat, "::")
+    assert "MMBOOT" in label
+
+
+def test_root_file_system(test_image: Path) -> None:
+    image = test_image / "minormode-test.img"
+    header = _run("dumpe2fs", "-h", _root_fs(image))
+    assert "Filesystem volume name:   minormode-root" in header
+    assert "clean" in header
+    assert _debugfs(image, "cat /etc/machine-id").strip() == "uninitialized"
+    assert _debugfs(image, "cat /etc/minormode/factory.toml") == (REPO / "image-build/factory.toml").read_text()
+    wants = _debugfs(image, "ls -l /etc/systemd/system/multi-user.target.wants")
+    assert "minormode-agent.service" in wants and "minormode-firstboot.service" in wants
+    masked = _debugfs(image, "stat /etc/systemd/system/serial-getty@.service")
+    assert 'Fast link dest: "/dev/null"' in masked
+    agent_unit = _debugfs(image, "cat /usr/lib/systemd/system/minormode-agent.service")
+    assert agent_unit == (REPO / "systemd/minormode-agent.service").read_text()
+    passwd = _debugfs(image, "cat /etc/passwd")
+    child = next(line for line in passwd.splitlines() if line.startswith("child:"))
+    assert child.split(":")[2] == "1000"
+    group = _debugfs(image, "cat /etc/group")
+    for line in group.splitlines():
+        name, _, _, members = line.split(":")
+        if name in ("sudo", "adm", "wheel", "root", "disk", "shadow"):
+            assert "child" not in members.split(","), f"child is in group {name}"
+    state = _debugfs(image, "stat /var/lib/minormode")
+    assert "File not found" in state or "Mode:  0700" in state
+    home = _debugfs(image, "stat /home/child")
+    assert "Mode:  0750" in home and "User:  1000" in home
+
+
+@pytest.mark.parametrize("path", ["/opt/minormode/venv/bin/python", "/opt/minormode/bin/minormodectl",
+                                  "/opt/minormode/libexec/minormode-lockdown",
+                                  "/etc/sysctl.d/90-minormode.conf", "/etc/systemd/logind.conf.d/minormode.conf"])
+def test_root_holds(test_image: Path, path: str) -> None:
+    assert "File not found" not in _debugfs(image=test_image / "minormode-test.img", request=f"stat {path}")
