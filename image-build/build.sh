@@ -155,7 +155,7 @@ fi
 steps=$((steps))
 
 progress "copying the image to $out"
-for f in "$name.img" vmlinuz initrd.img manifest.json; do
+for f in "$name.img" vmlinuz initrd.img bcm2837-rpi-3-b.dtb manifest.json; do
   cp --sparse=always "$image_dir/$f" "$out/$f.part"
   mv "$out/$f.part" "$out/$f"
 done

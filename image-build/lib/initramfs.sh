@@ -11,6 +11,8 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work"/{bin,sbin,dev,proc,sys,newroot,lib/modules/"$kver"}
 cp "$kroot/bin/busybox" "$work/bin/busybox"
 ln -s busybox "$work/bin/sh"
+# the kernel's module autoloader runs /sbin/modprobe (kept after switch_root: do not change it)
+ln -s ../bin/busybox "$work/sbin/modprobe"
 cp "$here/initramfs-init" "$work/init"
 chmod 0755 "$work/init"
 moddir="$kroot/lib/modules/$kver"

@@ -5,20 +5,20 @@
 # Usage: kernel.sh OUT_DIR MIRROR SECURITY_MIRROR  (writes OUT_DIR/root, OUT_DIR/packages.tsv)
 set -euo pipefail
 out=$1 mirror=$2 security=$3
-mkdir -p "$out/root" "$out/debs"
+mkdir -p "$out/root"
 mmdebstrap --arch=arm64 --variant=extract --mode=root \
   --components=main,non-free-firmware \
   --include=linux-image-arm64,raspi-firmware,busybox-static \
   --skip=cleanup/apt \
-  --customize-hook='cp "$1"/var/cache/apt/archives/*.deb "'"$out"'/debs/"' \
   bookworm "$out/root" \
   "deb $mirror bookworm main non-free-firmware" \
   "deb $mirror bookworm-updates main non-free-firmware" \
   "deb $security bookworm-security main non-free-firmware"
-for deb in "$out"/debs/*.deb; do
+# the versions of what was unpacked (dependencies too), for the manifest
+for deb in "$out"/root/var/cache/apt/archives/*.deb; do
   dpkg-deb -f "$deb" Package Version | paste -sd'\t'
 done | sed 's/^Package: //; s/\tVersion: /\t/' | sort > "$out/packages.tsv"
-rm -rf "$out/debs"
+rm -rf "$out"/root/var/cache/apt/archives/*.deb
 kver=$(basename "$(ls -d "$out"/root/lib/modules/*-arm64 | head -1)")
 echo "$kver" > "$out/kernel-version"
 depmod -b "$out/root" "$kver"

@@ -16,8 +16,10 @@ note "unpacking the base root filesystem"
 tar -xpf "$MM_BASE_TAR" -C "$R" --numeric-owner
 
 # Run a command in the image under qemu-user, in a private mount namespace so the proc,
-# dev and tmp mounts it needs vanish with it and never touch the host's mount table.
+# dev and tmp mounts it needs vanish with it and never touch the host's mount table. A clean
+# environment: the host's PIP_* or LC_* settings must not leak into the image.
 in_image() {
+  env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
   unshare --mount --propagation private -- sh -c '
     root=$1; shift
     mount -t proc proc "$root/proc" && mount --rbind /dev "$root/dev" &&

@@ -35,6 +35,7 @@ def test_guest_boots_and_powers_off(guest_run: BootResult) -> None:
     assert facts["guest.cpu"].lower() == "cpupart:0xd08"  # Cortex-A72
     assert facts["guest.nproc"] == "2"
     assert not any("initramfs:" in line for line in guest_run.console)
+    assert facts["guest.failed_units"] == "", "failed units (status on the console log above)"
 
 
 def test_agent_ready_under_systemd(guest_run: BootResult) -> None:

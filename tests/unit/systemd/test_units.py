@@ -21,6 +21,8 @@ REPO = Path(__file__).resolve().parents[3]
 UNITS = REPO / "systemd"
 SYSTEM_UNITS = sorted(UNITS.glob("*.service"))
 USER_UNITS = sorted((UNITS / "user").glob("*.service"))
+# the test variant's unit (tests/qemu): verified too, since a broken one hangs the QEMU test
+GUEST_UNITS = sorted((REPO / "tests/qemu/guest").glob("*.service"))
 INSTALL_PREFIX = "/opt/minormode"
 
 pytestmark = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
@@ -99,7 +101,7 @@ def test_the_expected_units_exist() -> None:
 
 
 def test_system_units_verify_clean(tmp_path: Path) -> None:
-    assert verify_system_units(tmp_path, SYSTEM_UNITS) == ""
+    assert verify_system_units(tmp_path, [*SYSTEM_UNITS, *GUEST_UNITS]) == ""
 
 
 def test_user_units_verify_clean(tmp_path: Path) -> None:
@@ -136,8 +138,8 @@ def test_a_broken_user_unit_is_caught(tmp_path: Path) -> None:
 
 def test_units_named_by_our_units_exist() -> None:
     """verify does not check OnFailure=/Before= targets; our own minormode-* names must exist."""
-    shipped = {u.name for u in [*SYSTEM_UNITS, *USER_UNITS]}
-    for unit in [*SYSTEM_UNITS, *USER_UNITS]:
+    shipped = {u.name for u in [*SYSTEM_UNITS, *USER_UNITS, *GUEST_UNITS]}
+    for unit in [*SYSTEM_UNITS, *USER_UNITS, *GUEST_UNITS]:
         named = set(re.findall(r"minormode-[\w-]+\.(?:service|target|timer)", unit.read_text()))
         assert named <= shipped, f"{unit.name} names units that do not exist: {named - shipped}"
 
