@@ -10,7 +10,6 @@ mmdebstrap --arch=arm64 --variant=minbase --mode=root --format=tar \
   --include="$include" \
   --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
-  --customize-hook='chroot "$1" dpkg-query -W -f="\${Package}\t\${Version}\n" > "$1/.packages.tsv"' \
   bookworm "$out" \
   "deb $mirror bookworm main non-free-firmware" \
   "deb $mirror bookworm-updates main non-free-firmware" \

@@ -95,7 +95,6 @@ cp "$K"/usr/lib/raspi-firmware/* "$B/"
 cp "$MM_HERE/boot/config.txt" "$MM_HERE/boot/cmdline.txt" "$B/"
 
 note "manifest"
-rm -f "$R/.packages.tsv"
 MM_ROOT=$R MM_BOOT=$B python3 "$MM_HERE/lib/manifest.py" > "$MM_WORK/manifest.partial.json"
 
 note "file systems: vfat boot, ext4 root (mkfs.ext4 -d, no loop mounts)"
