@@ -127,9 +127,8 @@ def test_edit_with_rehashed_chain_is_caught_by_the_signed_checkpoints(
         "JOIN segments s ON s.id = r.segment_id ORDER BY seq"
     ).fetchall()
     prev = bytes(db.execute("SELECT prev_hash FROM records WHERE seq = 1").fetchone()[0])
-    for seq, uid, nonce, ct in rows:  # forge record 6, then re-hash the chain from there on
-        if seq == 6:
-            ct = bytes([ct[0] ^ 1]) + ct[1:]
+    for seq, uid, nonce, original in rows:  # forge record 6, re-hash the chain from there on
+        ct = bytes([original[0] ^ 1]) + original[1:] if seq == 6 else original
         digest = chain_hash(prev, seq, uid, nonce, ct)
         db.execute(
             "UPDATE records SET ciphertext = ?, prev_hash = ?, hash = ? WHERE seq = ?",
@@ -208,7 +207,7 @@ def test_retention_removes_exactly_the_old_segments(
 ) -> None:
     j = Journal(tmp_path / "j.db", keys.device, keys.local, clock=clock)
     j.pair([keys.guardian.public_key()])
-    for day in range(10):  # one closed segment per day, 3 records each
+    for _day in range(10):  # one closed segment per day, 3 records each
         j.append(_events(clock, 3))
         j.close_segment()
         clock.advance(days=1)
