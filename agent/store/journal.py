@@ -199,7 +199,7 @@ class _OpenSegment:
     records: int = 0
 
 
-def _wall_clock() -> datetime:
+def wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
@@ -212,10 +212,12 @@ class Journal:
         device_key: Ed25519PrivateKey,
         local_key: X25519PrivateKey,
         *,
-        clock: Callable[[], datetime] = _wall_clock,
+        clock: Callable[[], datetime] = wall_clock,
         max_segment_records: int = 10_000,
         max_segment_age: timedelta = timedelta(hours=1),
+        writer: bool = True,
     ) -> None:
+        """`writer=False` opens for verify/read/export: nothing is changed or appended."""
         self.path = path
         self._device_key = device_key
         self._local_key = local_key
@@ -230,7 +232,10 @@ class Journal:
         self._db.executescript(_SCHEMA)
         self._segment: _OpenSegment | None = None
         self._closed = False
+        self._writer = writer
         self._head_seq = self._load_head()[0]
+        if not writer:
+            return
         # A segment left open by a previous run cannot be continued: its key is gone.
         with self._transaction():
             self._db.execute(
@@ -255,6 +260,8 @@ class Journal:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        if not self._writer:
+            raise JournalError(f"{self.path} is open read-only")
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
@@ -281,6 +288,9 @@ class Journal:
         if row is not None:
             return int(row[0]), bytes(row[1])
         return self.anchor()
+
+    def device_public_key(self) -> Ed25519PublicKey:
+        return self._device_key.public_key()
 
     @property
     def head_seq(self) -> int:
