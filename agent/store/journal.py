@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import struct
 import uuid
@@ -108,13 +109,10 @@ def _from_micros(value: int) -> datetime:
 
 
 def chain_hash(prev: bytes, seq: int, segment_uid: str, nonce: bytes, ciphertext: bytes) -> bytes:
-    h = hashlib.sha256()
-    h.update(prev)
-    h.update(struct.pack(">Q", seq))
-    h.update(segment_uid.encode())
-    h.update(nonce)
-    h.update(ciphertext)
-    return h.digest()
+    """SHA-256(prev || seq (8 bytes, big-endian) || segment uid || nonce || ciphertext)."""
+    return hashlib.sha256(
+        b"".join((prev, seq.to_bytes(8, "big"), segment_uid.encode(), nonce, ciphertext))
+    ).digest()
 
 
 def checkpoint_message(seq: int, head: bytes, at: int) -> bytes:
@@ -129,9 +127,12 @@ def deletion_message(at: int, reason: str, segments: int, records: int, up_to_se
     return _DELETION_TAG + struct.pack(">qQQQ", at, segments, records, up_to_seq) + reason.encode()
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
+
+
 def encode_event(event: Event) -> bytes:
     body = {"kind": event.kind.value, "at": event.at.isoformat(), "data": dict(event.data)}
-    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+    return _ENCODER.encode(body).encode()
 
 
 def decode_event(raw: bytes) -> Event:
@@ -233,6 +234,9 @@ class Journal:
         self._segment: _OpenSegment | None = None
         self._closed = False
         self._writer = writer
+        # (PRAGMA data_version, head seq, head hash) after our last append: while no other
+        # connection has committed since, the head and open segment need no re-reading.
+        self._cache: tuple[int, int, bytes] | None = None
         self._head_seq = self._load_head()[0]
         if not writer:
             return
@@ -262,6 +266,7 @@ class Journal:
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         if not self._writer:
             raise JournalError(f"{self.path} is open read-only")
+        self._cache = None
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
@@ -337,12 +342,16 @@ class Journal:
                 (_micros(self._clock()), seg.id),
             )
 
-    def _writable_segment(self, db: sqlite3.Connection) -> _OpenSegment:
+    def _writable_segment(self, db: sqlite3.Connection, unchanged: bool) -> _OpenSegment:
         """The open segment, rotated when full or old, or when another process (a data
         deletion from the CLI) closed or deleted it. Runs inside the append transaction."""
         seg = self._segment
         if seg is not None:
-            row = db.execute("SELECT closed_at FROM segments WHERE id = ?", (seg.id,)).fetchone()
+            row = (
+                (None,)
+                if unchanged
+                else db.execute("SELECT closed_at FROM segments WHERE id = ?", (seg.id,)).fetchone()
+            )
             if (
                 row is None
                 or row[0] is not None
@@ -366,15 +375,19 @@ class Journal:
         if not events:
             return []
         plaintexts = [encode_event(e) for e in events]  # bad events fail before any write
-        before = self._segment
+        before, cache = self._segment, self._cache
         try:
             with self._transaction() as db:
-                seg = self._writable_segment(db)
-                seq, prev = self._load_head()
+                version = int(db.execute("PRAGMA data_version").fetchone()[0])
+                unchanged = cache is not None and cache[0] == version
+                seg = self._writable_segment(db, unchanged)
+                seq, prev = cache[1:] if cache is not None and unchanged else self._load_head()
                 rows = []
-                for pt in plaintexts:
+                nonces = os.urandom(seal.NONCE_BYTES * len(plaintexts))
+                for i, pt in enumerate(plaintexts):
                     seq += 1
-                    nonce, ct = seal.seal_record(seg.aead, seg.uid, seq, pt)
+                    fresh = nonces[i * seal.NONCE_BYTES : (i + 1) * seal.NONCE_BYTES]
+                    nonce, ct = seal.seal_record(seg.aead, seg.uid, seq, pt, fresh)
                     digest = chain_hash(prev, seq, seg.uid, nonce, ct)
                     rows.append((seq, seg.id, nonce, ct, prev, digest))
                     prev = digest
@@ -393,6 +406,7 @@ class Journal:
             self._segment = before  # the rollback undid any rotation done in the transaction
             raise
         self._head_seq = seq
+        self._cache = (version, seq, prev)
         seg.records += len(rows)
         return [r[0] for r in rows]
 

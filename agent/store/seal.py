@@ -67,9 +67,15 @@ def record_aad(segment_uid: str, seq: int) -> bytes:
     return segment_uid.encode() + struct.pack(">Q", seq)
 
 
-def seal_record(aead: AESGCM, segment_uid: str, seq: int, plaintext: bytes) -> tuple[bytes, bytes]:
-    """Return (nonce, ciphertext||tag)."""
-    nonce = os.urandom(NONCE_BYTES)
+def seal_record(
+    aead: AESGCM, segment_uid: str, seq: int, plaintext: bytes, nonce: bytes | None = None
+) -> tuple[bytes, bytes]:
+    """Return (nonce, ciphertext||tag). `nonce` must be fresh random bytes when given (a
+    batch draws all its nonces in one read); never derived from seq, which a truncated
+    database could make repeat under a still-open segment key."""
+    nonce = os.urandom(NONCE_BYTES) if nonce is None else nonce
+    if len(nonce) != NONCE_BYTES:
+        raise ValueError(f"nonce must be {NONCE_BYTES} bytes")
     return nonce, aead.encrypt(nonce, plaintext, record_aad(segment_uid, seq))
 
 
