@@ -18,18 +18,20 @@ Before pairing, segment keys are wrapped to a device-local X25519 key (root-only
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import sqlite3
 import struct
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -200,6 +202,21 @@ class _OpenSegment:
     records: int = 0
 
 
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
+
+
+def _locked(method: Callable[Concatenate[Journal, _P], _T]) -> Callable[Concatenate[Journal, _P], _T]:
+    """Serialise calls on one Journal, so the daemon may flush from a worker thread."""
+
+    @functools.wraps(method)
+    def run(journal: Journal, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        with journal._lock:
+            return method(journal, *args, **kwargs)
+
+    return run
+
+
 def wall_clock() -> datetime:
     return datetime.now(UTC)
 
@@ -225,7 +242,11 @@ class Journal:
         self._clock = clock
         self._max_records = max_segment_records
         self._max_age = _micros(datetime(1970, 1, 1, tzinfo=UTC) + max_segment_age)
-        self._db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+        self._lock = threading.RLock()
+        self._pending: list[Event] = []
+        self._db = sqlite3.connect(
+            path, isolation_level=None, timeout=30.0, check_same_thread=False
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -249,9 +270,12 @@ class Journal:
 
     # -- life cycle -------------------------------------------------------------------
 
+    @_locked
     def close(self) -> None:
         if self._closed:
             return
+        if self._pending and self._writer:
+            self.flush()
         self.close_segment()
         self._db.close()
         self._closed = True
@@ -304,6 +328,7 @@ class Journal:
 
     # -- recipients and segments --------------------------------------------------------
 
+    @_locked
     def guardians(self) -> list[X25519PublicKey]:
         rows = self._db.execute("SELECT recipient FROM recipients ORDER BY recipient").fetchall()
         return [seal.public_key_from_hex(r[0]) for r in rows]
@@ -327,6 +352,7 @@ class Journal:
         )
         return _OpenSegment(seg_id, uid, now, AESGCM(key), key)
 
+    @_locked
     def close_segment(self) -> None:
         """Close the open segment and forget its key."""
         if self._segment is None:
@@ -370,6 +396,7 @@ class Journal:
         """EventSink: append one event durably (one transaction)."""
         self.append([event])
 
+    @_locked
     def append(self, events: Sequence[Event]) -> list[int]:
         """Append events in one transaction; returns their seqs once they are on disk."""
         if not events:
@@ -410,6 +437,27 @@ class Journal:
         seg.records += len(rows)
         return [r[0] for r in rows]
 
+    def defer(self, event: Event) -> None:
+        """Queue an event for the next `flush` (one transaction for many events). Not yet
+        durable: use `record` for events that must survive a crash at once."""
+        with self._lock:
+            encode_event(event)  # a bad event fails here, not at flush time
+            self._pending.append(event)
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def flush(self) -> list[int]:
+        """Append every deferred event in one transaction; returns their seqs."""
+        with self._lock:
+            events, self._pending = self._pending, []
+            try:
+                return self.append(events)
+            except BaseException:
+                self._pending = events + self._pending
+                raise
+
     @contextmanager
     def batch(self) -> Iterator[Batch]:
         """Collect events and append them in one transaction when the block ends."""
@@ -419,6 +467,7 @@ class Journal:
 
     # -- pairing --------------------------------------------------------------------------
 
+    @_locked
     def pair(self, guardians: Iterable[X25519PublicKey]) -> int:
         """Add guardian recipients; re-wrap pre-pairing segments for them. Returns how many."""
         keys = list(guardians)
@@ -433,6 +482,7 @@ class Journal:
         self.close_segment()  # the next segment is sealed to the guardians only
         return self.rewrap_for_guardians()
 
+    @_locked
     def rewrap_for_guardians(self) -> int:
         """Wrap every segment still sealed to the device-local key to the guardians instead."""
         guardians = self.guardians()
@@ -463,6 +513,7 @@ class Journal:
             )
         return len(rows)
 
+    @_locked
     def forget_guardians(self) -> None:
         """Unpairing: later segments are sealed to the device-local key again."""
         self.close_segment()
@@ -471,6 +522,7 @@ class Journal:
 
     # -- reading ------------------------------------------------------------------------
 
+    @_locked
     def segments(self) -> list[SegmentInfo]:
         segs = self._db.execute(
             "SELECT s.id, s.uid, s.opened_at, s.closed_at, count(r.seq), min(r.seq), max(r.seq) "
@@ -501,6 +553,11 @@ class Journal:
 
         Raises SealError if a wrap or record meant for this key does not open.
         """
+        with self._lock:
+            entries = list(self._read(private_key))
+        yield from entries
+
+    def _read(self, private_key: X25519PrivateKey) -> Iterator[JournalEntry]:
         rid = seal.recipient_id(private_key.public_key())
         segs = self._db.execute(
             "SELECT s.id, s.uid, k.wrapped FROM segments s JOIN segment_keys k "
@@ -518,6 +575,7 @@ class Journal:
 
     # -- verification -------------------------------------------------------------------
 
+    @_locked
     def verify(self, device_public_key: Ed25519PublicKey | None = None) -> VerifyReport:
         """Check the chain, the anchor and every checkpoint; name the first bad record."""
         pub = device_public_key or self._device_key.public_key()
@@ -606,6 +664,7 @@ class Journal:
         db.execute(f"DELETE FROM segments WHERE id IN ({marks})", segment_ids)
         return int(count), self.anchor()[0] if last is None else int(last)
 
+    @_locked
     def purge_before(self, cutoff: datetime) -> PurgeResult:
         """Delete closed segments that closed before `cutoff` (oldest first, a prefix)."""
         limit = _micros(cutoff)
@@ -620,6 +679,7 @@ class Journal:
             records, up_to = self._drop_prefix(db, ids)
         return PurgeResult(len(ids), records, up_to)
 
+    @_locked
     def apply_retention(self, retention_days: int) -> PurgeResult:
         """Purge what is older than the policy's retention and journal that it happened."""
         if retention_days < 1:
@@ -643,6 +703,7 @@ class Journal:
             )
         return result
 
+    @_locked
     def delete_all(self, reason: str) -> DeletionReceipt:
         """Delete every segment and record; keep a signed receipt to confirm to the guardian."""
         if not reason or len(reason) > 200:
@@ -663,6 +724,7 @@ class Journal:
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return DeletionReceipt(receipt_id, _from_micros(at), reason, len(ids), records, up_to, sig)
 
+    @_locked
     def deletion_receipts(self, unsynced_only: bool = False) -> list[DeletionReceipt]:
         query = "SELECT id, at, reason, segments, records, up_to_seq, signature FROM deletions"
         if unsynced_only:
@@ -672,6 +734,7 @@ class Journal:
             for r in self._db.execute(query + " ORDER BY id")
         ]
 
+    @_locked
     def export_rows(self) -> dict[str, Any]:
         """Everything held, still sealed, as plain data (for `datarights.export`)."""
         base_seq, base_hash = self.anchor()

@@ -312,6 +312,21 @@ class Ledger:
             db.execute("UPDATE purchases SET announced = 1 WHERE announced = 0")
         return rows
 
+    def apply_retention(self, retention_days: int, tz: tzinfo, now: datetime) -> int:
+        """Forget answered purchases older than the policy's retention, but never any from
+        the current local month (the monthly cap is counted from them). Returns how many."""
+        if retention_days < 1:
+            raise ValueError(f"retention_days must be at least 1, not {retention_days}")
+        cutoff = min(now - timedelta(days=retention_days), period_bounds(now, tz).month_start)
+        with self._transaction() as db:
+            self._expire(db, _micros(now))
+            n = db.execute(
+                "DELETE FROM purchases WHERE created_at < ? AND status != 'pending' "
+                "AND announced = 1",
+                (_micros(cutoff),),
+            ).rowcount
+        return int(n)
+
     def count(self) -> int:
         with self._transaction() as db:
             return int(db.execute("SELECT count(*) FROM purchases").fetchone()[0])

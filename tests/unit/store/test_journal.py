@@ -284,3 +284,54 @@ def test_old_segments_expire_by_age(tmp_path: Path, keys: Keys, clock: FakeClock
     j.record(Event(EventKind.UNLOCK, clock.now, {}))
     assert [s.records for s in j.segments()] == [1, 1]
     j.close()
+
+
+def test_deferred_events_land_in_one_transaction_on_flush(
+    journal: Journal, keys: Keys, clock: FakeClock
+) -> None:
+    journal.pair([keys.guardian.public_key()])
+    for ev in _events(clock, 4):
+        journal.defer(ev)
+    assert journal.pending == 4 and list(journal.read(keys.guardian)) == []
+    assert journal.flush() == [1, 2, 3, 4]
+    assert journal.pending == 0 and journal.flush() == []
+    db = _raw(journal)
+    assert db.execute("SELECT count(*) FROM checkpoints").fetchone()[0] == 1  # one commit
+    with pytest.raises(TypeError):
+        journal.defer(Event(EventKind.LOCK, clock.now, {"x": object()}))  # type: ignore[dict-item]
+    assert journal.pending == 0
+
+
+def test_appends_from_several_threads_keep_one_chain(
+    journal: Journal, keys: Keys, clock: FakeClock
+) -> None:
+    import threading
+
+    journal.pair([keys.guardian.public_key()])
+    threads = [
+        threading.Thread(target=lambda: [journal.record(e) for e in _events(clock, 20)])
+        for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert journal.verify().ok
+    assert [e.seq for e in journal.read(keys.guardian)] == list(range(1, 81))
+
+
+def test_a_second_writer_is_noticed(tmp_path: Path, keys: Keys, clock: FakeClock) -> None:
+    """The CLI deleting data while the daemon's journal is open: the daemon carries on
+    in a fresh segment and the chain stays valid."""
+    path = tmp_path / "j.db"
+    daemon = Journal(path, keys.device, keys.local, clock=clock)
+    daemon.pair([keys.guardian.public_key()])
+    daemon.append(_events(clock, 3))
+    cli = Journal(path, keys.device, keys.local, clock=clock)
+    cli.delete_all("guardian request")
+    cli.close()
+    assert daemon.append(_events(clock, 2)) == [4, 5]
+    assert [s.records for s in daemon.segments()] == [2]
+    assert daemon.verify().ok
+    assert [e.seq for e in daemon.read(keys.guardian)] == [4, 5]
+    daemon.close()

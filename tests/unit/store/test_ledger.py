@@ -211,3 +211,16 @@ def test_concurrent_processes_cannot_exceed_the_day_cap(tmp_path: Path) -> None:
         spent += int(out)
     assert spent == 8 * 900  # 8 of 24 attempts fit under 8000, never a ninth
     assert Ledger(path).totals(CAPS, TZ, T0) == (7200, 7200)
+
+
+def test_retention_keeps_the_current_month(ledger: Ledger) -> None:
+    now = datetime(2026, 4, 3, 3, tzinfo=UTC)  # April 3rd local
+    for key, when in (("jan", datetime(2026, 1, 15, 3, tzinfo=UTC)),
+                      ("mar", datetime(2026, 3, 30, 3, tzinfo=UTC)),
+                      ("apr", datetime(2026, 4, 1, 3, tzinfo=UTC))):
+        buy(ledger, 100, key, when)
+    assert ledger.apply_retention(1, TZ, now) == 2  # only what is before April (local)
+    assert [p.idempotency_key for p in ledger.purchases()] == ["apr"]
+    assert ledger.totals(CAPS, TZ, now) == (0, 100)
+    with pytest.raises(ValueError, match="retention_days"):
+        ledger.apply_retention(0, TZ, now)
