@@ -107,11 +107,18 @@ class PaymentsService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._announcer: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        bus = await MessageBus(bus_address=self._address, bus_type=BusType.SYSTEM).connect()
+    async def start(self, timeout: float = 10.0) -> None:
+        """Connect, export and own the name; TimeoutError if the bus does not answer."""
+        bus = await asyncio.wait_for(
+            MessageBus(bus_address=self._address, bus_type=BusType.SYSTEM).connect(), timeout
+        )
         bus.add_message_handler(self._on_message)
         bus.export(OBJECT_PATH, self._iface)
-        reply = await bus.request_name(BUS_NAME)
+        try:
+            reply = await asyncio.wait_for(bus.request_name(BUS_NAME), timeout)
+        except (TimeoutError, DBusError):
+            bus.disconnect()
+            raise
         if reply not in (RequestNameReply.PRIMARY_OWNER, RequestNameReply.ALREADY_OWNER):
             bus.disconnect()
             raise RuntimeError(f"could not own {BUS_NAME} on the bus: {reply.name}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -198,3 +199,32 @@ async def test_introspection_lists_the_interface(harness: Harness) -> None:
         stdout=asyncio.subprocess.PIPE)
     out_b, _ = await proc.communicate()
     assert 'name="Authorize"' in out_b.decode() and 'name="Decided"' in out_b.decode()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(os.geteuid() != 0, reason="owning the name needs root under the policy")
+async def test_shipped_bus_policy_lets_root_own_and_apps_call(
+    tmp_path: Path, system_like_bus: str, callers: dict[str, Path]
+) -> None:
+    ledger = Ledger(tmp_path / "ledger.db")
+    service = PaymentsService(
+        ledger=ledger, policy=_policy,
+        identifier=ExeMapIdentifier({str(callers["shop"]): "org.example.Shop"}),
+        events=MemoryEventSink(), clock=lambda: T0, bus_address=system_like_bus,
+    )
+    await service.start()
+    try:
+        h = Harness(service, ledger, MemoryEventSink(), system_like_bus, callers, [T0])
+        assert (await h.authorize("shop", 100, "k"))[0] == "approved"
+        # The policy opens only our interface: other interfaces on our name stay closed.
+        rc, _out, err = await h.call("shop", "Authorize")  # right interface, bad args
+        assert rc != 0 and "InvalidArgs" in err
+        proc = await asyncio.create_subprocess_exec(
+            str(callers["shop"]), f"--bus={system_like_bus}", "--print-reply",
+            f"--dest={BUS_NAME}", OBJECT_PATH, "org.example.Other.Method",
+            stderr=asyncio.subprocess.PIPE)
+        _o, err_b = await proc.communicate()
+        assert proc.returncode != 0 and b"AccessDenied" in err_b
+    finally:
+        await service.stop()
+        ledger.close()
