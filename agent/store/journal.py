@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import sqlite3
 import struct
 import threading
@@ -75,7 +74,6 @@ CREATE TABLE IF NOT EXISTS records (
     prev_hash BLOB NOT NULL,
     hash BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS records_segment ON records (segment_id);
 CREATE TABLE IF NOT EXISTS checkpoints (
     seq INTEGER PRIMARY KEY,               -- the chain head's seq (= records ever appended)
     head BLOB NOT NULL,
@@ -409,13 +407,14 @@ class Journal:
                 unchanged = cache is not None and cache[0] == version
                 seg = self._writable_segment(db, unchanged)
                 seq, prev = cache[1:] if cache is not None and unchanged else self._load_head()
+                sealed = seal.seal_batch(seg.aead, seg.uid, seq + 1, plaintexts)
+                uid = seg.uid.encode()
                 rows = []
-                nonces = os.urandom(seal.NONCE_BYTES * len(plaintexts))
-                for i, pt in enumerate(plaintexts):
+                for nonce, ct in sealed:
                     seq += 1
-                    fresh = nonces[i * seal.NONCE_BYTES : (i + 1) * seal.NONCE_BYTES]
-                    nonce, ct = seal.seal_record(seg.aead, seg.uid, seq, pt, fresh)
-                    digest = chain_hash(prev, seq, seg.uid, nonce, ct)
+                    digest = hashlib.sha256(
+                        b"".join((prev, seq.to_bytes(8, "big"), uid, nonce, ct))
+                    ).digest()  # = chain_hash(prev, seq, seg.uid, nonce, ct), inlined
                     rows.append((seq, seg.id, nonce, ct, prev, digest))
                     prev = digest
                 at = _micros(self._clock())
@@ -524,11 +523,18 @@ class Journal:
 
     @_locked
     def segments(self) -> list[SegmentInfo]:
-        segs = self._db.execute(
-            "SELECT s.id, s.uid, s.opened_at, s.closed_at, count(r.seq), min(r.seq), max(r.seq) "
-            "FROM segments s LEFT JOIN records r ON r.segment_id = s.id "
-            "GROUP BY s.id ORDER BY s.id"
-        ).fetchall()
+        counts = {
+            seg_id: (n, first, last)
+            for seg_id, n, first, last in self._db.execute(
+                "SELECT segment_id, count(*), min(seq), max(seq) FROM records GROUP BY segment_id"
+            )
+        }
+        segs = [
+            (*row, *counts.get(row[0], (0, None, None)))
+            for row in self._db.execute(
+                "SELECT id, uid, opened_at, closed_at FROM segments ORDER BY id"
+            )
+        ]
         keys: dict[int, list[tuple[str, str]]] = {}
         for seg_id, role, rid in self._db.execute(
             "SELECT segment_id, role, recipient FROM segment_keys ORDER BY role, recipient"
@@ -564,12 +570,18 @@ class Journal:
             "ON k.segment_id = s.id WHERE k.recipient = ? ORDER BY s.id",
             (rid,),
         ).fetchall()
-        for seg_id, uid, wrapped in segs:
-            aead = AESGCM(seal.unwrap_key(bytes(wrapped), private_key, uid))
-            for seq, nonce, ct in self._db.execute(
-                "SELECT seq, nonce, ciphertext FROM records WHERE segment_id = ? ORDER BY seq",
-                (seg_id,),
-            ).fetchall():
+        # One ordered scan (no index on segment_id: appends stay cheap).
+        opened = {
+            seg_id: (uid, AESGCM(seal.unwrap_key(bytes(wrapped), private_key, uid)))
+            for seg_id, uid, wrapped in segs
+        }
+        if not opened:
+            return
+        for seq, seg_id, nonce, ct in self._db.execute(
+            "SELECT seq, segment_id, nonce, ciphertext FROM records ORDER BY seq"
+        ).fetchall():
+            if seg_id in opened:
+                uid, aead = opened[seg_id]
                 raw = seal.open_record(aead, uid, seq, bytes(nonce), bytes(ct))
                 yield JournalEntry(seq, uid, decode_event(raw))
 
@@ -738,6 +750,19 @@ class Journal:
     def export_rows(self) -> dict[str, Any]:
         """Everything held, still sealed, as plain data (for `datarights.export`)."""
         base_seq, base_hash = self.anchor()
+        by_segment: dict[int, list[dict[str, Any]]] = {}
+        for seq, seg, n, c, p, h in self._db.execute(
+            "SELECT seq, segment_id, nonce, ciphertext, prev_hash, hash FROM records ORDER BY seq"
+        ):
+            by_segment.setdefault(seg, []).append(
+                {
+                    "seq": seq,
+                    "nonce": bytes(n).hex(),
+                    "ciphertext": bytes(c).hex(),
+                    "prev_hash": bytes(p).hex(),
+                    "hash": bytes(h).hex(),
+                }
+            )
         return {
             "anchor": {
                 "seq": base_seq,
@@ -757,20 +782,7 @@ class Journal:
                             (seg_id,),
                         )
                     ],
-                    "records": [
-                        {
-                            "seq": seq,
-                            "nonce": bytes(n).hex(),
-                            "ciphertext": bytes(c).hex(),
-                            "prev_hash": bytes(p).hex(),
-                            "hash": bytes(h).hex(),
-                        }
-                        for seq, n, c, p, h in self._db.execute(
-                            "SELECT seq, nonce, ciphertext, prev_hash, hash FROM records "
-                            "WHERE segment_id = ? ORDER BY seq",
-                            (seg_id,),
-                        )
-                    ],
+                    "records": by_segment.get(seg_id, []),
                 }
                 for seg_id, uid, opened, closed in self._db.execute(
                     "SELECT id, uid, opened_at, closed_at FROM segments ORDER BY id"

@@ -20,7 +20,6 @@ segment; the record AEAD's associated data binds a ciphertext to its segment and
 from __future__ import annotations
 
 import os
-import struct
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -64,7 +63,8 @@ def unwrap_key(wrapped: bytes, private_key: X25519PrivateKey, segment_uid: str) 
 
 
 def record_aad(segment_uid: str, seq: int) -> bytes:
-    return segment_uid.encode() + struct.pack(">Q", seq)
+    """segment uid (ASCII hex) || seq (8 bytes, big-endian)."""
+    return segment_uid.encode() + seq.to_bytes(8, "big")
 
 
 def seal_record(
@@ -77,6 +77,19 @@ def seal_record(
     if len(nonce) != NONCE_BYTES:
         raise ValueError(f"nonce must be {NONCE_BYTES} bytes")
     return nonce, aead.encrypt(nonce, plaintext, record_aad(segment_uid, seq))
+
+
+def seal_batch(
+    aead: AESGCM, segment_uid: str, first_seq: int, plaintexts: list[bytes]
+) -> list[tuple[bytes, bytes]]:
+    """`seal_record` for consecutive seqs, drawing every nonce in one read."""
+    uid = segment_uid.encode()
+    randomness = os.urandom(NONCE_BYTES * len(plaintexts))
+    out = []
+    for i, pt in enumerate(plaintexts):
+        nonce = randomness[i * NONCE_BYTES : (i + 1) * NONCE_BYTES]
+        out.append((nonce, aead.encrypt(nonce, pt, uid + (first_seq + i).to_bytes(8, "big"))))
+    return out
 
 
 def open_record(

@@ -24,7 +24,7 @@ from agent.store.journal import Journal, encode_event
 BATCH = 100
 BATCHES = 10
 SINGLES = 50
-ROUNDS = 5
+ROUNDS = 9
 
 
 def _events(n: int) -> list[Event]:
