@@ -510,6 +510,8 @@ class Journal:
                 "DELETE FROM segment_keys WHERE segment_id = ? AND role = ?",
                 [(r[0], DEVICE_LOCAL) for r in rows],
             )
+        # secure_delete zeroes the old wraps in the database; this drops them from the WAL.
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return len(rows)
 
     @_locked

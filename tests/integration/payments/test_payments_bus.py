@@ -228,3 +228,43 @@ async def test_shipped_bus_policy_lets_root_own_and_apps_call(
     finally:
         await service.stop()
         ledger.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="purchases approve is root-only")
+async def test_end_to_end_guardian_approval_through_the_cli(
+    tmp_path: Path, bus_address: str, callers: dict[str, Path]
+) -> None:
+    """App asks (pending) -> root CLI approves -> the broker signals Decided on its own."""
+    import argparse
+
+    from agent.store import cli
+    from agent.store.layout import StoreLayout
+
+    layout = StoreLayout(tmp_path / "state")
+    ledger = layout.open_ledger()
+    events = MemoryEventSink()
+    service = PaymentsService(
+        ledger=ledger, policy=_policy,
+        identifier=ExeMapIdentifier({str(callers["shop"]): "org.example.Shop"}),
+        events=events, clock=lambda: datetime.now(UTC), bus_address=bus_address,
+        announce_interval=0.05,
+    )
+    await service.start()
+    bus, queue = await _listen(bus_address)
+    try:
+        h = Harness(service, ledger, events, bus_address, callers, [T0])
+        decision, request_id, _ = await h.authorize("shop", 4000, "e2e")
+        assert decision == "pending"
+        parser = argparse.ArgumentParser()
+        cli.register(parser.add_subparsers(dest="command", required=True))
+        args = parser.parse_args(["purchases", "approve", "--state", str(layout.state),
+                                  request_id])
+        assert args.func(args) == 0
+        assert await asyncio.wait_for(queue.get(), 10) == [request_id, "approved"]
+        rc, out, _err = await h.call("shop", "Status", f"string:{request_id}")
+        assert rc == 0 and "approved" in out
+        assert [e.data["decision"] for e in events.events] == ["pending", "approved"]
+    finally:
+        bus.disconnect()
+        await service.stop()
+        ledger.close()
