@@ -13,7 +13,7 @@ from agent.store import seal
 from agent.store.events import Event, EventKind
 from agent.store.journal import Journal, JournalError
 
-from .conftest import FakeClock, Keys
+from .conftest import FakeClock, Keys  # type: ignore[import-not-found]
 
 
 def _events(clock: FakeClock, n: int, kind: EventKind = EventKind.DNS_BLOCKED) -> list[Event]:
@@ -308,10 +308,11 @@ def test_appends_from_several_threads_keep_one_chain(
     import threading
 
     journal.pair([keys.guardian.public_key()])
-    threads = [
-        threading.Thread(target=lambda: [journal.record(e) for e in _events(clock, 20)])
-        for _ in range(4)
-    ]
+    def writer() -> None:
+        for e in _events(clock, 20):
+            journal.record(e)
+
+    threads = [threading.Thread(target=writer) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
