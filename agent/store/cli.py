@@ -5,7 +5,7 @@
     journal export --out FILE           the sealed segments, for the guardian to take
     journal pair --guardian HEXKEY      seal to a guardian and re-wrap pre-pairing segments
     data list [--key GUARDIAN_KEY]      what is held (with the key: counts by kind)
-    data delete --reason TEXT --yes     delete everything; a signed receipt is kept
+    data delete --reason TEXT --yes [--unpair]   delete everything; a signed receipt is kept
     purchases list|approve ID|deny ID   (root) answer pending purchases until sync exists
     guardian-key new --out FILE         make a guardian X25519 key pair (tests, support)
 
@@ -134,8 +134,12 @@ def cmd_data_delete(args: argparse.Namespace) -> int:
     ledger = layout.open_ledger() if layout.ledger.exists() else None
     with layout.open_journal() as journal:
         receipt = datarights.delete_everything(journal, ledger, args.reason)
+        if args.unpair:
+            journal.forget_guardians()
     print(f"deleted {receipt.segments} segments, {receipt.records} records; "
           f"receipt {receipt.id} kept for the guardian")
+    if args.unpair:
+        print("guardian keys forgotten: new events are sealed to the device-local key")
     return 0
 
 
@@ -207,6 +211,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = state(dsub.add_parser("delete", help="delete every record and purchase"))
     p.add_argument("--reason", default="guardian request")
     p.add_argument("--yes", action="store_true")
+    p.add_argument("--unpair", action="store_true", help="also forget the guardian keys")
     p.set_defaults(func=_wrap(cmd_data_delete))
 
     purchases = subparsers.add_parser("purchases", help="(root) pending purchases")

@@ -136,3 +136,14 @@ def test_root_answers_pending_purchases(tmp_path: Path,
     first = ledger.get(ids[0])
     assert first is not None and first.expires_at is not None
     assert first.expires_at > now + timedelta(hours=1)  # the default pending time is 24 h
+
+
+def test_unpair_deletes_and_forgets_the_guardian(state: Path, tmp_path: Path) -> None:
+    assert run("data", "delete", "--state", str(state), "--yes", "--unpair",
+               "--reason", "unpaired") == 0
+    layout = StoreLayout(state)
+    with layout.open_journal() as j:
+        assert j.guardians() == []
+        j.record(Event(EventKind.LOCK, datetime.now(UTC), {}))
+        assert [role for s in j.segments() for role, _ in s.recipients] == ["device-local"]
+        assert list(j.read(seal.load_private_key(tmp_path / "guardian.pem"))) == []
