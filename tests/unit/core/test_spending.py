@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent.core.policy import SpendingCaps
 from agent.core.spending import Reason, SpendingError, Verdict, judge, period_bounds
@@ -76,3 +78,28 @@ def test_period_bounds_across_dst_and_december() -> None:
     assert q.month_start == datetime(2027, 1, 1, tzinfo=tz)
     with pytest.raises(ValueError, match="aware"):
         period_bounds(datetime(2026, 1, 1), tz)
+
+
+@given(
+    per_tx=st.integers(0, 10_000),
+    per_day=st.integers(0, 20_000),
+    per_month=st.integers(0, 50_000),
+    ask=st.integers(0, 10_000),
+    days=st.lists(st.lists(st.integers(1, 12_000), max_size=8), max_size=10),
+)
+def test_caps_are_never_exceeded(
+    per_tx: int, per_day: int, per_month: int, ask: int, days: list[list[int]]
+) -> None:
+    """Whatever the requests, what is let through (approved or waiting) stays in every cap."""
+    caps = SpendingCaps("CNY", per_tx, per_day, per_month, ask)
+    month = 0
+    for requests in days:
+        today = 0
+        for amount in requests:
+            d = judge(caps, amount, "CNY", today, month)
+            if d.verdict is not Verdict.DENIED:
+                assert caps.paid_allowed and amount <= per_tx
+                assert (d.verdict is Verdict.PENDING) == (amount > ask)
+                today += amount
+                month += amount
+            assert today <= per_day and month <= per_month

@@ -336,3 +336,31 @@ def test_a_second_writer_is_noticed(tmp_path: Path, keys: Keys, clock: FakeClock
     assert daemon.verify().ok
     assert [e.seq for e in daemon.read(keys.guardian)] == [4, 5]
     daemon.close()
+
+
+@pytest.mark.parametrize(
+    ("tamper", "position"),
+    [
+        (t, p)
+        for t in ("edit", "delete", "swap_with_next", "truncate")
+        for p in (1, 2, 5, 9, 10)
+        if not (t == "swap_with_next" and p == 10)  # the last record has no next one
+    ],
+)
+def test_every_tamper_is_found_exactly_where_it_happened(
+    journal: Journal, keys: Keys, clock: FakeClock, tamper: str, position: int
+) -> None:
+    _paired_with_records(journal, keys, clock, 10)
+    db = _raw(journal)
+    if tamper == "edit":
+        db.execute("UPDATE records SET nonce = zeroblob(12) WHERE seq = ?", (position,))
+    elif tamper == "delete":
+        db.execute("DELETE FROM records WHERE seq = ?", (position,))
+    elif tamper == "truncate":
+        db.execute("DELETE FROM records WHERE seq >= ?", (position,))
+    else:
+        db.execute("UPDATE records SET seq = -1 WHERE seq = ?", (position,))
+        db.execute("UPDATE records SET seq = ? WHERE seq = ?", (position, position + 1))
+        db.execute("UPDATE records SET seq = ? WHERE seq = -1", (position + 1,))
+    report = journal.verify()
+    assert (report.ok, report.first_bad) == (False, position), report.problem
