@@ -198,6 +198,8 @@ class _OpenSegment:
     aead: AESGCM
     key: bytes = field(repr=False)
     records: int = 0
+    first_seq: int | None = None  # first and last seq appended to it by this object
+    last_seq: int | None = None
 
 
 _T = TypeVar("_T")
@@ -359,11 +361,20 @@ class Journal:
             self._close_segment(db)
 
     def _close_segment(self, db: sqlite3.Connection) -> None:
+        """Close it, forget its key, and keep only its last checkpoint (so checkpoints stay
+        about one per segment; a rewrite inside a closed segment is still caught, named
+        from the segment's first record)."""
         seg, self._segment = self._segment, None
-        if seg is not None:
+        if seg is None:
+            return
+        db.execute(
+            "UPDATE segments SET closed_at = ? WHERE id = ? AND closed_at IS NULL",
+            (_micros(self._clock()), seg.id),
+        )
+        if seg.first_seq is not None and seg.last_seq is not None:
             db.execute(
-                "UPDATE segments SET closed_at = ? WHERE id = ? AND closed_at IS NULL",
-                (_micros(self._clock()), seg.id),
+                "DELETE FROM checkpoints WHERE seq >= ? AND seq < ?",
+                (seg.first_seq, seg.last_seq),
             )
 
     def _writable_segment(self, db: sqlite3.Connection, unchanged: bool) -> _OpenSegment:
@@ -434,6 +445,9 @@ class Journal:
         self._head_seq = seq
         self._cache = (version, seq, prev)
         seg.records += len(rows)
+        if seg.first_seq is None:
+            seg.first_seq = rows[0][0]
+        seg.last_seq = seq
         return [r[0] for r in rows]
 
     def defer(self, event: Event) -> None:

@@ -364,3 +364,34 @@ def test_every_tamper_is_found_exactly_where_it_happened(
         db.execute("UPDATE records SET seq = ? WHERE seq = -1", (position + 1,))
     report = journal.verify()
     assert (report.ok, report.first_bad) == (False, position), report.problem
+
+
+def test_closed_segments_keep_one_checkpoint_and_stay_verifiable(
+    journal: Journal, keys: Keys, clock: FakeClock
+) -> None:
+    from agent.store.journal import chain_hash
+
+    journal.pair([keys.guardian.public_key()])
+    for ev in _events(clock, 6):
+        journal.record(ev)
+    journal.close_segment()
+    for ev in _events(clock, 3):
+        journal.record(ev)
+    db = _raw(journal)
+    assert [r[0] for r in db.execute("SELECT seq FROM checkpoints ORDER BY seq")] == [6, 7, 8, 9]
+    assert journal.verify().ok
+    # A rewrite inside the closed segment with re-computed hashes is still found.
+    rows = db.execute(
+        "SELECT r.seq, s.uid, r.nonce, r.ciphertext FROM records r "
+        "JOIN segments s ON s.id = r.segment_id WHERE r.seq >= 4 ORDER BY seq"
+    ).fetchall()
+    prev = bytes(db.execute("SELECT hash FROM records WHERE seq = 3").fetchone()[0])
+    for seq, uid, nonce, original in rows:
+        ct = bytes([original[0] ^ 1]) + original[1:] if seq == 4 else original
+        digest = chain_hash(prev, seq, uid, nonce, ct)
+        db.execute("UPDATE records SET ciphertext = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+                   (ct, prev, digest, seq))
+        prev = digest
+    report = journal.verify()
+    assert (report.ok, report.first_bad) == (False, 1)  # named from the segment's start
+    assert "1..6" in report.problem
