@@ -157,6 +157,9 @@ class PaymentsService:
             reply = await self._handle(msg)
         except DBusError as exc:
             reply = Message.new_error(msg, exc.type, exc.text)
+        except sqlite3.Error as exc:  # the caller gets an answer, never a 25 s timeout
+            log.error("payments: ledger failed: %s", exc)
+            reply = Message.new_error(msg, FAILED, "the spending ledger is unavailable; try later")
         if self._bus is not None:
             self._bus.send(reply)
 

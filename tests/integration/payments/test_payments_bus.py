@@ -268,3 +268,11 @@ async def test_end_to_end_guardian_approval_through_the_cli(
         bus.disconnect()
         await service.stop()
         ledger.close()
+
+
+async def test_a_broken_ledger_gives_a_clear_failure_not_a_timeout(harness: Harness) -> None:
+    harness.ledger.close()
+    rc, _out, err = await harness.call("shop", "Authorize", "int64:100", "string:CNY",
+                                       "string:gems", "string:k")
+    assert rc != 0
+    assert "org.freedesktop.DBus.Error.Failed" in err and "unavailable" in err
