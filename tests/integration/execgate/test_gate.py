@@ -1,0 +1,139 @@
+"""The exec gate on a private tmpfs: allow, deny, copies, child-writable places, root."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import subprocess
+
+import gatekit
+import pytest
+
+from agent.os.gatetable import GateReason
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root: mounts a tmpfs and marks it"),
+]
+
+
+def test_allowed_app_runs_and_blocked_app_fails_with_eperm(gate_env) -> None:
+    assert gatekit.as_child([gate_env.exe("chess")]).returncode == 0
+    assert gatekit.as_child([gate_env.exe("phone")]).returncode == 0
+    shell = gatekit.as_child(["sh", "-c", gate_env.exe("game")])
+    assert shell.returncode == 126
+    assert "Operation not permitted" in shell.stderr
+    with pytest.raises(PermissionError) as info:
+        gatekit.as_child([gate_env.exe("game")])
+    assert info.value.errno == errno.EPERM
+    assert [(b.app_id, b.reason, b.uid) for b in gate_env.blocked] == [
+        ("org.example.Game", "blocked", gatekit.CHILD_UID)
+    ], "one report for the app, not one per attempt"
+
+
+@pytest.mark.parametrize("where", ["opt", "shared"])
+def test_copy_and_renamed_copy_of_blocked_app_fail_by_content_hash(gate_env, where) -> None:
+    # `opt` is written by root; `shared` is a sticky world-writable dir the config missed.
+    copy = gate_env.fs / where / "game"
+    renamed = gate_env.fs / where / "homework-helper"
+    shutil.copy2(gate_env.exe("game"), copy)
+    shutil.copy2(gate_env.exe("game"), renamed)
+    if where == "shared":
+        os.chown(renamed, gatekit.CHILD_UID, gatekit.CHILD_UID)
+    for path in (copy, renamed):
+        result = gatekit.as_child(["sh", "-c", str(path)])
+        assert result.returncode == 126, (path, result)
+    assert {(b.app_id, b.reason) for b in gate_env.blocked} == {("org.example.Game", "blocked")}
+    # A copy of an allowed app is that app: it runs.
+    chess_copy = gate_env.fs / where / "chess-renamed"
+    shutil.copy2(gate_env.exe("chess"), chess_copy)
+    assert gatekit.as_child([str(chess_copy)]).returncode == 0
+
+
+def test_unknown_binary_is_denied_and_base_helper_allowed(gate_env) -> None:
+    stranger = gatekit.make_binary(gate_env.fs / "opt" / "stranger", tag="stranger")
+    assert gatekit.as_child(["sh", "-c", str(stranger)]).returncode == 126
+    assert gatekit.as_child([str(gate_env.fs / "base" / "helper")]).returncode == 0
+    assert (None, GateReason.UNKNOWN.value) in {(b.app_id, b.reason) for b in gate_env.blocked}
+
+
+def test_child_writable_place_denied_even_for_an_allowed_apps_copy(gate_env) -> None:
+    home_copy = gate_env.fs / "home" / "chess"
+    shutil.copy2(gate_env.exe("chess"), home_copy)
+    os.chown(home_copy, gatekit.CHILD_UID, gatekit.CHILD_UID)
+    result = gatekit.as_child(["sh", "-c", str(home_copy)])
+    assert result.returncode == 126
+    assert "Operation not permitted" in result.stderr
+    assert any(b.reason == GateReason.CHILD_WRITABLE.value for b in gate_env.blocked)
+    script = gate_env.fs / "home" / "run.sh"
+    script.write_text(f"#!/bin/sh\nexec {gate_env.exe('chess')}\n")
+    script.chmod(0o755)
+    assert gatekit.as_child(["sh", "-c", str(script)]).returncode == 126
+
+
+def test_root_is_never_blocked(gate_env) -> None:
+    for name in ("game", "chess", "phone"):
+        assert gatekit.as_root([gate_env.exe(name)]).returncode == 0
+    stranger = gatekit.make_binary(gate_env.fs / "home" / "stranger", tag="root-stranger")
+    assert gatekit.as_root([str(stranger)]).returncode == 0
+    assert gate_env.blocked == []
+
+
+def test_policy_change_flips_verdicts_at_once(gate_env) -> None:
+    chess = gate_env.exe("chess")
+    assert gatekit.as_child([chess]).returncode == 0
+    events = gate_env.gate.stats.events
+    assert gatekit.as_child([chess]).returncode == 0
+    assert gate_env.gate.stats.events == events, "a cached allow must not wake the gate"
+    gate_env.set_policy(allowed=["org.example.Game"], blocked=["org.example.Chess"])
+    assert gatekit.as_child(["sh", "-c", chess]).returncode == 126
+    assert gatekit.as_child([gate_env.exe("game")]).returncode == 0
+    gate_env.set_policy(allowed=["org.example.Chess"], limits_spent=["org.example.Chess"])
+    assert gatekit.as_child(["sh", "-c", chess]).returncode == 126
+    assert gatekit.as_child(["sh", "-c", gate_env.exe("game")]).returncode == 126  # not listed
+    assert [b.reason for b in gate_env.blocked if b.app_id == "org.example.Chess"] == [
+        "blocked",
+        "limit_spent",
+    ]
+
+
+def test_modified_allowed_file_is_judged_again(gate_env) -> None:
+    """No FAN_MARK_IGNORED_SURV_MODIFY: writing to a cached file drops its ignore mark."""
+    chess = gate_env.exe("chess")
+    assert gatekit.as_child([chess]).returncode == 0
+    events = gate_env.gate.stats.events
+    with open(chess, "ab") as f:
+        f.write(b"\0more")
+    assert gatekit.as_child([chess]).returncode == 0  # same inode: still Chess
+    assert gate_env.gate.stats.events == events + 1
+
+
+def test_hammer_ten_thousand_execs_all_answered(gate_env) -> None:
+    """5,000 denied child execs and 5,000 uncached root execs at once: none hangs, every
+    event is answered exactly once, the child is told once."""
+    n = 5000
+    loop = (
+        'i=0; ok=0; bad=0; while [ $i -lt {n} ]; do if "{exe}" 2>/dev/null; then ok=$((ok+1)); '
+        'else bad=$((bad+1)); fi; i=$((i+1)); done; echo "$ok $bad"'
+    ).format(n=n, exe=gate_env.exe("game"))
+    before = gate_env.gate.stats.events
+    child = subprocess.Popen(
+        ["sh", "-c", loop], user=gatekit.CHILD_UID, group=gatekit.CHILD_UID, extra_groups=[],
+        stdout=subprocess.PIPE, text=True, cwd="/",
+    )
+    root = subprocess.Popen(["sh", "-c", loop], stdout=subprocess.PIPE, text=True, cwd="/")
+    try:
+        child_out, _ = child.communicate(timeout=240)
+        root_out, _ = root.communicate(timeout=240)
+    finally:
+        for proc in (child, root):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert child_out.split() == ["0", str(n)]
+    assert root_out.split() == [str(n), "0"]
+    stats = gate_env.gate.stats
+    assert stats.events - before == 2 * n
+    assert stats.denied == n
+    assert len(gate_env.blocked) == 1
