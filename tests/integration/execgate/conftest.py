@@ -11,11 +11,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import gatekit  # noqa: E402
+import gatekit
 
-from agent.os.catalogue import AppInfo, scan  # noqa: E402
-from agent.os.execgate import Blocked, ExecGate  # noqa: E402
-from agent.os.gatetable import GateConfig, GateTable, build_table  # noqa: E402
+from agent.os.catalogue import AppInfo, scan
+from agent.os.execgate import Blocked, ExecGate
+from agent.os.gatetable import GateConfig, GateTable, build_table
 
 
 @dataclass
@@ -71,8 +71,11 @@ def gate_env() -> Iterator[GateEnv]:
         blocked: list[Blocked] = []
         table = build_table(
             apps,
-            gatekit.access(allowed=["org.example.Chess"], blocked=["org.example.Game"],
-                           always=["org.example.Phone"]),
+            gatekit.access(
+                allowed=["org.example.Chess"],
+                blocked=["org.example.Game"],
+                always=["org.example.Phone"],
+            ),
             config,
             1,
         )

@@ -48,12 +48,12 @@ def make_binary(path: Path, source: str = "/bin/true", tag: str = "") -> Path:
 def write_desktop(directory: Path, app_id: str, name: str, exe: Path, categories: str = "") -> None:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / f"{app_id}.desktop").write_text(
-        f"[Desktop Entry]\nType=Application\nName={name}\nExec={exe} %U\n"
-        f"Categories={categories}\n"
+        f"[Desktop Entry]\nType=Application\nName={name}\nExec={exe} %U\nCategories={categories}\n"
     )
 
 
 def access(
+    *,
     allowed: Sequence[str] = (),
     blocked: Sequence[str] = (),
     always: Sequence[str] = (),
@@ -84,7 +84,9 @@ def access(
     )
 
 
-def as_child(argv: Sequence[str], timeout: float = 20, **kw: object) -> subprocess.CompletedProcess[str]:
+def as_child(
+    argv: Sequence[str], timeout: float = 20, **kw: object
+) -> subprocess.CompletedProcess[str]:
     """Run argv as the child's uid (no extra groups), capturing output."""
     return subprocess.run(
         list(argv),

@@ -95,7 +95,11 @@ def test_memfd_noexec_stops_fexecve_of_a_memfd(setting: int, expected: int) -> N
     host_before = Path("/proc/sys/vm/memfd_noexec").read_text()
     result = subprocess.run(
         ["unshare", "--pid", "--fork", "sh", "-c", inner, MEMFD_EXEC],
-        capture_output=True, text=True, timeout=30, check=False, cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        cwd="/",
     )
     assert result.returncode == expected, result
     assert Path("/proc/sys/vm/memfd_noexec").read_text() == host_before

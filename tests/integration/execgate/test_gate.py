@@ -119,8 +119,13 @@ def test_hammer_ten_thousand_execs_all_answered(gate_env) -> None:
     ).format(n=n, exe=gate_env.exe("game"))
     before = gate_env.gate.stats.events
     child = subprocess.Popen(
-        ["sh", "-c", loop], user=gatekit.CHILD_UID, group=gatekit.CHILD_UID, extra_groups=[],
-        stdout=subprocess.PIPE, text=True, cwd="/",
+        ["sh", "-c", loop],
+        user=gatekit.CHILD_UID,
+        group=gatekit.CHILD_UID,
+        extra_groups=[],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd="/",
     )
     root = subprocess.Popen(["sh", "-c", loop], stdout=subprocess.PIPE, text=True, cwd="/")
     try:
