@@ -84,8 +84,10 @@ class GateLoop:
         fan_fd: int,
         table: GateTable,
         on_blocked: Callable[[Blocked], None] | None = None,
+        cache: bool = True,
     ) -> None:
         self.fan_fd = fan_fd
+        self.cache = cache  # False only to measure the uncached path (tests/bench)
         self.table = table
         self.on_blocked = on_blocked
         self.stats = GateStats()
@@ -160,7 +162,7 @@ class GateLoop:
             verdict = Judgement(allow, False, None, None if allow else GateReason.ERROR.value)
         if verdict.allow:
             stats.allowed += 1
-            if verdict.cache:
+            if verdict.cache and self.cache:
                 self._cache(fd, table)
             return True, None
         stats.denied += 1
@@ -223,13 +225,14 @@ class ExecGate:
     table: GateTable
     on_blocked: Callable[[Blocked], None] | None = None
     mark_kind: int = fanotify.FAN_MARK_FILESYSTEM
+    cache: bool = True
     _loop: GateLoop | None = field(default=None, init=False)
     _thread: threading.Thread | None = field(default=None, init=False)
     _wake: tuple[int, int] | None = field(default=None, init=False)
 
     def start(self) -> None:
         fan_fd = create_group(self.paths, self.mark_kind)
-        self._loop = GateLoop(fan_fd, self.table, self.on_blocked)
+        self._loop = GateLoop(fan_fd, self.table, self.on_blocked, self.cache)
         self._wake = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._thread = threading.Thread(target=self._run, name="exec-gate", daemon=True)
         self._thread.start()
