@@ -78,13 +78,16 @@ def _unescape(value: str) -> str:
     return "".join(out)
 
 
+_FIELD_CODES = frozenset("%" + c for c in "fFuUdDnNickvm")
+
+
 def parse_exec(value: str, where: str) -> tuple[str, ...]:
     """Split an Exec= value and drop field codes (%f %U ...); the first word is the program."""
     try:
         words = shlex.split(_unescape(value))
     except ValueError as exc:
         raise DesktopFileError(f"{where}: Exec= cannot be parsed: {exc}") from None
-    argv = tuple(w for w in words if not (len(w) == 2 and w[0] == "%"))
+    argv = tuple(w.replace("%%", "%") for w in words if w not in _FIELD_CODES)
     if not argv:
         raise DesktopFileError(f"{where}: Exec= is empty")
     return argv
