@@ -44,11 +44,16 @@ BASE_RULE = FileRule(None, True)
 class GateConfig:
     """Device settings for the gate (provisioning, not the guardian's policy)."""
 
-    system_uid_max: int = 999  # uids up to this (root, system services) are never blocked
-    exempt_uids: frozenset[int] = frozenset()  # e.g. a guardian's own account
+    # The gate restricts regular users (Debian's adduser range) and any uid listed in
+    # `also_restricted`; root, system services, nobody and systemd's dynamic users are
+    # never blocked. `exempt_uids` lifts a regular account (e.g. a guardian's own).
+    restricted_uids: tuple[int, int] = (1000, 59999)
+    also_restricted: frozenset[int] = frozenset()
+    exempt_uids: frozenset[int] = frozenset()
     base_paths: tuple[str, ...] = ()  # files the child's session needs (real paths)
     base_prefixes: tuple[str, ...] = ()  # directories of OS helpers the session needs
     child_writable: tuple[str, ...] = (
+        "/run/media/",
         "/home/",
         "/tmp/",
         "/var/tmp/",
@@ -69,7 +74,11 @@ class GateTable:
     app_prefixes: tuple[tuple[str, FileRule], ...] = ()
 
     def is_system(self, uid: int) -> bool:
-        return uid <= self.config.system_uid_max or uid in self.config.exempt_uids
+        """True for uids the gate never blocks (root, system services, exempt accounts)."""
+        c = self.config
+        low, high = c.restricted_uids
+        restricted = low <= uid <= high or uid in c.also_restricted
+        return not restricted or uid in c.exempt_uids
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +203,8 @@ def table_to_json(table: GateTable) -> dict[str, Any]:
     return {
         "generation": table.generation,
         "config": {
-            "system_uid_max": c.system_uid_max,
+            "restricted_uids": list(c.restricted_uids),
+            "also_restricted": sorted(c.also_restricted),
             "exempt_uids": sorted(c.exempt_uids),
             "base_paths": list(c.base_paths),
             "base_prefixes": list(c.base_prefixes),
@@ -211,7 +221,8 @@ def table_to_json(table: GateTable) -> dict[str, Any]:
 def table_from_json(data: Mapping[str, Any]) -> GateTable:
     c = data["config"]
     config = GateConfig(
-        system_uid_max=int(c["system_uid_max"]),
+        restricted_uids=(int(c["restricted_uids"][0]), int(c["restricted_uids"][1])),
+        also_restricted=frozenset(int(u) for u in c["also_restricted"]),
         exempt_uids=frozenset(int(u) for u in c["exempt_uids"]),
         base_paths=tuple(c["base_paths"]),
         base_prefixes=tuple(c["base_prefixes"]),

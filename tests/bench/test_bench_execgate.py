@@ -82,7 +82,9 @@ def test_bench_exec_latency_with_the_gate() -> None:
                 continue
             gatekit.write_desktop(fs / "share", "org.example.Tiny", "Tiny", exe)
             apps = scan([str(fs / "share")]).apps
-            config = GateConfig(child_writable=(f"{fs}/home/",))
+            config = GateConfig(
+                also_restricted=frozenset({gatekit.CHILD_UID}), child_writable=(f"{fs}/home/",)
+            )
             table = build_table(apps, gatekit.access(allowed=["org.example.Tiny"]), config, 1)
             gate = ExecGate([str(fs)], table, cache=variant == "gate, cached")
             gate.start()

@@ -55,6 +55,7 @@ def layout(fs: Path) -> tuple[dict[str, AppInfo], GateConfig]:
     result = scan([str(desktop)])
     assert not result.errors, result.errors
     config = GateConfig(
+        also_restricted=frozenset({gatekit.CHILD_UID}),
         base_prefixes=(f"{fs}/base/",),
         child_writable=(f"{fs}/home/", f"{fs}/tmp/"),
         hash_deadline=1.0,

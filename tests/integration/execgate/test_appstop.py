@@ -44,7 +44,9 @@ def test_spent_limit_stops_the_app_and_always_allowed_keeps_running() -> None:
             exe = gatekit.make_binary(fs / "apps" / name, source="/bin/sleep", tag=name)
             gatekit.write_desktop(desktop, app_id, name.title(), exe)
         apps = scan([str(desktop)]).apps
-        config = GateConfig(child_writable=(f"{fs}/home/",))
+        config = GateConfig(
+            also_restricted=frozenset({gatekit.CHILD_UID}), child_writable=(f"{fs}/home/",)
+        )
         allowed = [APPS["video"], APPS["stubborn"], APPS["chess"]]
         gate = ExecGate(
             [str(fs)],

@@ -61,6 +61,8 @@ def _judge(uid: int, key: tuple[int, int], path: str = "/x", digest: str | None 
         (CHILD, (1, 10), "/usr/bin/game", None, False, False, "org.example.Game", "blocked"),
         (0, (1, 10), "/usr/bin/game", None, True, False, "org.example.Game", None),
         (999, (1, 99), "/home/c/x", None, True, False, None, None),
+        (65534, (1, 10), "/usr/bin/game", None, True, False, "org.example.Game", None),
+        (61184, (1, 99), "/home/c/x", None, True, False, None, None),
         (1001, (1, 10), "/usr/bin/game", None, True, False, "org.example.Game", None),
         (CHILD, (1, 99), "/home/c/chess", "h-chess", False, False, None, "child_writable"),
         (CHILD, (1, 99), "/tmp/x", None, False, False, None, "child_writable"),
