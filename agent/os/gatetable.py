@@ -71,6 +71,7 @@ class GateTable:
     config: GateConfig
     by_inode: Mapping[tuple[int, int], FileRule] = field(default_factory=dict)
     by_hash: Mapping[str, FileRule] = field(default_factory=dict)
+    by_path: Mapping[str, FileRule] = field(default_factory=dict)  # after an upgrade's new inode
     app_prefixes: tuple[tuple[str, FileRule], ...] = ()
 
     def is_system(self, uid: int) -> bool:
@@ -106,9 +107,11 @@ def build_table(
     """Verdicts for every app's files under `access`; missing files are skipped."""
     by_inode: dict[tuple[int, int], FileRule] = {}
     by_hash: dict[str, FileRule] = {}
+    by_path: dict[str, FileRule] = {}
     prefixes: list[tuple[str, FileRule]] = []
 
     def add_inode(path: str, rule: FileRule) -> None:
+        by_path[path] = _merge(by_path.get(path), rule)
         try:
             st = stat(path)
         except OSError:
@@ -134,8 +137,9 @@ def build_table(
         except OSError:
             continue
         by_inode[(st.st_dev, st.st_ino)] = BASE_RULE
+        by_path[path] = BASE_RULE
     prefixes.sort(key=lambda item: len(item[0]), reverse=True)
-    return GateTable(generation, config, by_inode, by_hash, tuple(prefixes))
+    return GateTable(generation, config, by_inode, by_hash, by_path, tuple(prefixes))
 
 
 def _under(path: str, prefixes: Iterable[str]) -> bool:
@@ -161,6 +165,9 @@ def judge(
     where = path()
     if _under(where, table.config.child_writable):
         return Judgement(False, False, None, GateReason.CHILD_WRITABLE.value)
+    by_path = table.by_path.get(where)  # e.g. the package was upgraded: a new inode
+    if by_path is not None:
+        return Judgement(by_path.allowed, by_path.allowed, by_path.app_id, by_path.reason)
     for prefix, prefix_rule in table.app_prefixes:
         if where.startswith(prefix):
             return Judgement(
@@ -214,6 +221,7 @@ def table_to_json(table: GateTable) -> dict[str, Any]:
         },
         "by_inode": [[d, i, r.app_id, r.allowed, r.reason] for (d, i), r in table.by_inode.items()],
         "by_hash": [[h, r.app_id, r.allowed, r.reason] for h, r in table.by_hash.items()],
+        "by_path": [[p, r.app_id, r.allowed, r.reason] for p, r in table.by_path.items()],
         "app_prefixes": [[p, r.app_id, r.allowed, r.reason] for p, r in table.app_prefixes],
     }
 
@@ -237,5 +245,6 @@ def table_from_json(data: Mapping[str, Any]) -> GateTable:
             (int(d), int(i)): FileRule(a, bool(ok), r) for d, i, a, ok, r in data["by_inode"]
         },
         by_hash={h: FileRule(a, bool(ok), r) for h, a, ok, r in data["by_hash"]},
+        by_path={p: FileRule(a, bool(ok), r) for p, a, ok, r in data["by_path"]},
         app_prefixes=tuple((p, FileRule(a, bool(ok), r)) for p, a, ok, r in data["app_prefixes"]),
     )

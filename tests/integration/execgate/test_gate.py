@@ -142,3 +142,13 @@ def test_hammer_ten_thousand_execs_all_answered(gate_env) -> None:
     assert stats.events - before == 2 * n
     assert stats.denied == n
     assert len(gate_env.blocked) == 1
+
+
+def test_upgraded_app_keeps_its_verdict_by_path(gate_env) -> None:
+    """A package upgrade renames a new file over the old: a new inode the table never saw."""
+    for name, tag in (("chess", "chess-2.0"), ("game", "game-2.0")):
+        new = gatekit.make_binary(gate_env.fs / "apps" / f".{name}.dpkg-new", tag=tag)
+        os.rename(new, gate_env.exe(name))
+    assert gatekit.as_child([gate_env.exe("chess")]).returncode == 0
+    assert gatekit.as_child(["sh", "-c", gate_env.exe("game")]).returncode == 126
+    assert [(b.app_id, b.reason) for b in gate_env.blocked] == [("org.example.Game", "blocked")]

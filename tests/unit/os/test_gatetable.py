@@ -35,6 +35,7 @@ TABLE = GateTable(
     CONFIG,
     by_inode={(1, 10): GAME, (1, 11): CHESS},
     by_hash={"h-game": GAME, "h-chess": CHESS},
+    by_path={"/usr/bin/game": GAME, "/usr/bin/chess": CHESS},
     app_prefixes=(
         (
             "/var/lib/flatpak/app/org.example.Paint/",
@@ -70,6 +71,8 @@ def _judge(uid: int, key: tuple[int, int], path: str = "/x", digest: str | None 
         (CHILD, (1, 99), "/opt/chess2", "h-chess", True, True, "org.example.Chess", None),
         (CHILD, (1, 99), "/usr/libexec/helper", None, True, True, None, None),
         (CHILD, (1, 99), "/opt/stranger", "h-other", False, False, None, "unknown"),
+        (CHILD, (1, 98), "/usr/bin/chess", None, True, True, "org.example.Chess", None),
+        (CHILD, (1, 98), "/usr/bin/game", None, False, False, "org.example.Game", "blocked"),
         (CHILD, (1, 99), "/opt/huge", None, False, False, None, "unknown"),
         (CHILD, (1, 99), "/opt/slow", "timeout", False, False, None, "hash_timeout"),
         (
