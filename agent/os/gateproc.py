@@ -283,7 +283,10 @@ class GateSupervisor:
                 self.on_outage(GateOutage(True, began, cause))
             while not self._stopping.is_set():
                 self.restarts += 1
-                self._spawn()
+                try:
+                    self._spawn()
+                except OSError:
+                    log.exception("exec gate: cannot start the gate process")
                 if self._ready.is_set():
                     break
                 self._kill()

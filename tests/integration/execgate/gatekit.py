@@ -16,6 +16,8 @@ from pathlib import Path
 
 from agent.core.decision import AppAccess
 from agent.core.policy import AppDefault, AppRules
+from agent.os.catalogue import AppInfo, scan
+from agent.os.gatetable import GateConfig
 
 CHILD_UID = 65534  # nobody: the child's stand-in (no test users are created)
 
@@ -114,3 +116,28 @@ def need_root_reason() -> str:
 
 def is_root() -> bool:
     return os.geteuid() == 0
+
+
+def layout(fs: Path) -> tuple[dict[str, AppInfo], GateConfig]:
+    """Three apps (distinct binaries), a base helper, a child-writable home, a shared dir."""
+    apps_dir = fs / "apps"
+    make_binary(apps_dir / "game", tag="game")
+    make_binary(apps_dir / "chess", tag="chess")
+    make_binary(apps_dir / "phone", tag="phone")
+    make_binary(fs / "base" / "helper", tag="helper")
+    for d, mode in (("home", 0o777), ("shared", 0o1777), ("opt", 0o755)):
+        (fs / d).mkdir(mode=mode)
+        (fs / d).chmod(mode)
+    desktop = fs / "share" / "applications"
+    write_desktop(desktop, "org.example.Game", "Game", apps_dir / "game", "Game;")
+    write_desktop(desktop, "org.example.Chess", "Chess", apps_dir / "chess", "Education;")
+    write_desktop(desktop, "org.example.Phone", "Phone", apps_dir / "phone", "Telephony;")
+    result = scan([str(desktop)])
+    assert not result.errors, result.errors
+    config = GateConfig(
+        also_restricted=frozenset({CHILD_UID}),
+        base_prefixes=(f"{fs}/base/",),
+        child_writable=(f"{fs}/home/", f"{fs}/tmp/"),
+        hash_deadline=1.0,
+    )
+    return result.apps, config

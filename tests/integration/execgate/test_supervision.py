@@ -24,7 +24,6 @@ from pathlib import Path
 
 import gatekit
 import pytest
-from conftest import layout
 
 from agent.os.catalogue import AppInfo
 from agent.os.execgate import Blocked
@@ -66,7 +65,7 @@ class Env:
 
 def make_env(ping_interval: float, ping_timeout: float) -> Iterator[Env]:
     with gatekit.private_tmpfs() as fs:
-        apps, config = layout(fs)
+        apps, config = gatekit.layout(fs)
         access = gatekit.access(allowed=["org.example.Chess"], blocked=["org.example.Game"])
         rec = Recorder()
         sup = GateSupervisor(
