@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from agent.os import fanotify
+from agent.os.gateledger import Ledger
 from agent.os.gatetable import GateReason, GateTable, Judgement, hash_fd, judge
 
 log = logging.getLogger(__name__)
@@ -84,9 +85,14 @@ class GateLoop:
         fan_fd: int,
         table: GateTable,
         on_blocked: Callable[[Blocked], None] | None = None,
+        *,
         cache: bool = True,
+        ledger: Ledger | None = None,
+        after_read: Callable[[], None] | None = None,
     ) -> None:
         self.fan_fd = fan_fd
+        self.ledger = ledger  # in-flight events, for the supervisor after a crash
+        self.after_read = after_read  # a test seam: runs between read and answers
         self.cache = cache  # False only to measure the uncached path (tests/bench)
         self.table = table
         self.on_blocked = on_blocked
@@ -106,6 +112,12 @@ class GateLoop:
         Each event is answered and its fd closed in a `finally`; if anything escapes,
         the rest of the batch is still answered (allowed, as the kernel would on close)."""
         events = fanotify.read_events(self.fan_fd, 16 * 1024)
+        if not events:
+            return 0
+        if self.ledger is not None:
+            self.ledger.record((e.fd, e.pid) for e in events if e.fd >= 0 and e.is_permission)
+        if self.after_read is not None:
+            self.after_read()
         answered = 0
         try:
             for i, event in enumerate(events):
@@ -118,6 +130,8 @@ class GateLoop:
         finally:
             for event in events[answered:]:
                 _answer_quietly(self.fan_fd, event)
+            if self.ledger is not None:
+                self.ledger.clear()
         return len(events)
 
     def _answer(self, event: fanotify.FanEvent) -> Blocked | None:
@@ -232,7 +246,7 @@ class ExecGate:
 
     def start(self) -> None:
         fan_fd = create_group(self.paths, self.mark_kind)
-        self._loop = GateLoop(fan_fd, self.table, self.on_blocked, self.cache)
+        self._loop = GateLoop(fan_fd, self.table, self.on_blocked, cache=self.cache)
         self._wake = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._thread = threading.Thread(target=self._run, name="exec-gate", daemon=True)
         self._thread.start()

@@ -1,15 +1,16 @@
-"""The exec gate in its own process, and the supervisor that restarts it at once.
+"""The exec gate in its own process, and the supervisor that owns its fanotify group.
 
 Why a process: a crash or a hang of the gate must not take the daemon with it, and the
 daemon's asyncio loop must never sit in the path of an exec. The gate process talks JSON
 lines: stdin brings tables and pings, stdout carries "ready", "blocked" and "pong".
 It never blocks on stdout (a full pipe drops reports, never an answer).
 
-What happens when it dies (tests/integration/execgate/test_supervision.py measures it):
-the kernel closes its fanotify group and lets every pending exec through (fail-open,
-within milliseconds); the supervisor sees EOF at once, reports an outage (the daemon
-locks the session), starts a new gate, and reports the end when the new gate has marked
-its filesystems and says "ready". A hung gate (no pong within `ping_timeout`) is killed
+Fail-closed restarts (tests/integration/execgate/test_supervision.py measures them): a
+fanotify group lets every pending exec through when its last fd closes, so the
+supervisor keeps its own fd to the group. When the gate dies, execs wait instead; the
+supervisor answers the events the dead gate had read (an in-flight ledger in shared
+memory; the kernel matches answers by fd number), starts a new gate on the same group,
+and the new gate reads the rest. A hung gate (no pong within `ping_timeout`) is killed
 and handled the same way.
 """
 
@@ -22,6 +23,7 @@ import json
 import logging
 import os
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -30,8 +32,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from agent.os import fanotify
-from agent.os.execgate import Blocked, GateLoop, create_group
+from agent.os import fanotify, gateledger
+from agent.os.execgate import Blocked, GateLoop, create_group, uid_of
+from agent.os.gateledger import Ledger
 from agent.os.gatetable import GateTable, table_from_json, table_to_json
 
 log = logging.getLogger(__name__)
@@ -69,16 +72,27 @@ def _first_line(fd: int) -> tuple[bytes, bytes]:
     return line, rest
 
 
-def serve(marks: Sequence[str], mark_kind: int, control_fd: int, out_fd: int) -> int:
-    """Run the gate until `control_fd` reaches EOF (the supervisor closed it or died).
-    The first control line must be a table."""
+def serve(
+    fan_fd: int,
+    control_fd: int,
+    out_fd: int,
+    ledger: Ledger | None = None,
+    after_read: Callable[[], None] | None = None,
+) -> int:
+    """Run the gate on `fan_fd` until `control_fd` reaches EOF (the supervisor closed it
+    or died). The first control line must be a table."""
     first, pending = _first_line(control_fd)
     if not first:
         return 0
     table = table_from_json(json.loads(first)["table"])
     reporter = _Reporter(out_fd)
-    fan_fd = create_group(marks, mark_kind)
-    loop = GateLoop(fan_fd, table, lambda b: reporter.send({"blocked": asdict(b)}))
+    loop = GateLoop(
+        fan_fd,
+        table,
+        lambda b: reporter.send({"blocked": asdict(_short(b))}),
+        ledger=ledger,
+        after_read=after_read,
+    )
     reporter.send({"ready": table.generation, "pid": os.getpid()})
     os.set_blocking(control_fd, False)
     poller = select.poll()
@@ -108,32 +122,69 @@ def serve(marks: Sequence[str], mark_kind: int, control_fd: int, out_fd: int) ->
     finally:
         while loop.handle_batch():
             pass
-        os.close(fan_fd)
+
+
+def _short(blocked: Blocked) -> Blocked:
+    """Keep a report line under PIPE_BUF: very long paths are shortened."""
+    if len(blocked.path) <= 1024:
+        return blocked
+    return Blocked(blocked.app_id, blocked.reason, "..." + blocked.path[-1000:], blocked.uid)
+
+
+def _stop_self_once() -> Callable[[], None]:
+    done = False
+
+    def stop() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            os.kill(os.getpid(), signal.SIGSTOP)
+
+    return stop
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agent.os.gateproc")
-    parser.add_argument("--mark", action="append", required=True, help="path whose fs to gate")
+    parser.add_argument("--fan-fd", type=int, help="the supervisor's fanotify group (inherited)")
+    parser.add_argument("--ledger-fd", type=int, help="the supervisor's in-flight ledger")
+    parser.add_argument(
+        "--mark", action="append", default=[], help="without --fan-fd: gate this fs"
+    )
     parser.add_argument("--mount", action="store_true", help="mark the mount, not the fs")
+    # Test seam: stop (SIGSTOP) after the first read, so a test can kill the gate while
+    # it holds events it has read but not answered.
+    parser.add_argument("--stop-after-first-read", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    kind = fanotify.FAN_MARK_MOUNT if args.mount else fanotify.FAN_MARK_FILESYSTEM
+    if args.fan_fd is None:
+        if not args.mark:
+            parser.error("give --fan-fd or at least one --mark")
+        kind = fanotify.FAN_MARK_MOUNT if args.mount else fanotify.FAN_MARK_FILESYSTEM
+        fan_fd = create_group(args.mark, kind)  # standalone: the group dies with us
+    else:
+        fan_fd = args.fan_fd
+    ledger = Ledger(args.ledger_fd) if args.ledger_fd is not None else None
+    after_read = _stop_self_once() if args.stop_after_first_read else None
     # The supervisor's death closes stdin: EOF ends the gate (no PDEATHSIG, which follows
     # the spawning *thread*, not the process).
-    return serve(args.mark, kind, sys.stdin.fileno(), sys.stdout.fileno())
+    return serve(fan_fd, sys.stdin.fileno(), sys.stdout.fileno(), ledger, after_read)
 
 
 # ---------------------------------------------------------------- the supervisor
+
+SWEEP_FDS = 1024  # event fd numbers a dead gate may have held (its fd table's low end)
 
 
 @dataclass(frozen=True)
 class GateOutage:
     """An outage starts when the gate process is gone and ends when a new one is ready.
-    `seconds` is set on the end; times are time.monotonic()."""
+    `seconds` is set on the end; times are time.monotonic(). `fail_open` tells whether
+    the group had to be released (execs allowed unchecked) during the outage."""
 
     started: bool
     at: float
     cause: str
     seconds: float | None = None
+    fail_open: bool = False
 
 
 class GateStartError(RuntimeError):
@@ -141,7 +192,14 @@ class GateStartError(RuntimeError):
 
 
 class GateSupervisor:
-    """Keeps one gate process running over `marks`, restarting it at once.
+    """Owns the fanotify group and keeps one gate process answering it.
+
+    Because the supervisor holds the group too, a dead gate does not close it: execs
+    wait (they are not let through) while the supervisor answers what the dead gate had
+    read (from the in-flight ledger: deny for a restricted uid) and starts a new gate,
+    which reads the rest. Only if the gate fails to start `max_failures` times in a row
+    is the group released (the kernel then allows everything: fail-open) so the device
+    does not freeze; enforcement then rests on the session lock until a gate is back.
 
     Callbacks run on the supervisor's watcher thread; they must not block for long (the
     daemon hands them to its loop with `call_soon_threadsafe`).
@@ -158,19 +216,27 @@ class GateSupervisor:
         ready_timeout: float = 30.0,
         ping_interval: float = 1.0,
         ping_timeout: float = 5.0,
+        max_failures: int = 3,
         python: str = sys.executable,
+        gate_args: Sequence[str] = (),
     ) -> None:
         self.marks = list(marks)
         self.table = table
         self.on_blocked = on_blocked
         self.on_outage = on_outage
-        self.mark_mount = mark_mount
+        self.mark_kind = fanotify.FAN_MARK_MOUNT if mark_mount else fanotify.FAN_MARK_FILESYSTEM
         self.ready_timeout = ready_timeout
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
+        self.max_failures = max_failures
         self.python = python
+        self.gate_args = list(gate_args)  # extra arguments for the first gate (tests)
         self.restarts = 0
+        self.recovered: list[tuple[int, bool]] = []  # (event fd, allowed) answered for a dead gate
         self._proc: subprocess.Popen[bytes] | None = None
+        self._fan_fd: int | None = None
+        self._ledger_fd: int | None = None
+        self._ledger: Ledger | None = None
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._ready = threading.Event()
@@ -183,9 +249,13 @@ class GateSupervisor:
         return self._proc.pid if self._proc else None
 
     def start(self) -> None:
-        self._spawn()
+        self._ledger_fd = gateledger.create()
+        self._ledger = Ledger(self._ledger_fd)
+        self._fan_fd = create_group(self.marks, self.mark_kind)
+        self._spawn(self.gate_args)
         if not self._ready.wait(self.ready_timeout):
             self._kill()
+            self._release()
             raise GateStartError(f"exec gate did not get ready within {self.ready_timeout} s")
         for target in (self._watch, self._watchdog):
             t = threading.Thread(target=target, name=f"gate-{target.__name__}", daemon=True)
@@ -201,30 +271,44 @@ class GateSupervisor:
             self._send({"table": table_to_json(table)})
 
     def stop(self) -> None:
+        """Stop the gate (it answers what it has read), then close the group: from here
+        on the kernel allows every exec (stopping the agent stops enforcement)."""
         self._stopping.set()
         with self._lock:
             proc = self._proc
             if proc and proc.stdin:
                 with contextlib.suppress(OSError):
-                    proc.stdin.close()  # the gate answers what is pending and exits
+                    proc.stdin.close()
         if proc:
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self._kill()
+                proc.wait()
+            self._recover_in_flight()
         for t in self._threads:
             t.join(timeout=10)
+        self._release()
+        if self._ledger is not None and self._ledger_fd is not None:
+            self._ledger.close()
+            os.close(self._ledger_fd)
+            self._ledger = self._ledger_fd = None
 
     # -- internals
 
-    def _spawn(self) -> None:
-        args = [self.python, "-m", "agent.os.gateproc"]
-        for path in self.marks:
-            args += ["--mark", path]
-        if self.mark_mount:
-            args.append("--mount")
+    def _spawn(self, extra: Sequence[str] = ()) -> None:
+        if self._fan_fd is None:  # released after repeated failures: a fresh group
+            self._fan_fd = create_group(self.marks, self.mark_kind)
+        assert self._ledger_fd is not None
+        args = [self.python, "-m", "agent.os.gateproc", "--fan-fd", str(self._fan_fd)]
+        args += ["--ledger-fd", str(self._ledger_fd), *extra]
         self._ready.clear()
-        proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        proc = subprocess.Popen(
+            args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            pass_fds=(self._fan_fd, self._ledger_fd),
+        )
         with self._lock:
             self._proc = proc
             self._send({"table": table_to_json(self.table)})
@@ -242,7 +326,11 @@ class GateSupervisor:
 
     def _handle(self, line: bytes) -> bool:
         """Dispatch one line from the gate; True if it was "ready"."""
-        message = json.loads(line)
+        try:
+            message = json.loads(line)
+        except ValueError:
+            log.error("exec gate: unreadable report %r", line[:200])
+            return False
         if "ready" in message:
             self._last_pong = time.monotonic()
             self._ready.set()
@@ -264,6 +352,31 @@ class GateSupervisor:
             if exc.errno not in (errno.EPIPE, errno.EINVAL):
                 raise
 
+    def _recover_in_flight(self) -> None:
+        """Answer the events a dead gate had read: from the ledger by uid, then a sweep
+        of low fd numbers (allow) for any read in the instant before it was recorded."""
+        if self._fan_fd is None or self._ledger is None:
+            return
+        for event_fd, tid in self._ledger.entries():
+            try:
+                allow = self.table.is_system(uid_of(tid))
+            except OSError:
+                allow = True  # the exec'ing thread is gone: nothing to protect
+            with contextlib.suppress(OSError):  # ENOENT: it was answered before the death
+                fanotify.respond(self._fan_fd, event_fd, allow)
+                self.recovered.append((event_fd, allow))
+        self._ledger.clear()
+        for event_fd in range(SWEEP_FDS):
+            with contextlib.suppress(OSError):
+                fanotify.respond(self._fan_fd, event_fd, True)
+                self.recovered.append((event_fd, True))
+                log.warning("exec gate: allowed an unrecorded in-flight event (fd %d)", event_fd)
+
+    def _release(self) -> None:
+        if self._fan_fd is not None:
+            os.close(self._fan_fd)
+            self._fan_fd = None
+
     def _watch(self) -> None:
         while not self._stopping.is_set():
             proc = self._proc
@@ -276,24 +389,37 @@ class GateSupervisor:
             code = proc.wait()
             if self._stopping.is_set():
                 return
-            began = time.monotonic()
-            cause = f"gate exited with {code}"
-            log.error("exec gate: %s; restarting", cause)
-            if self.on_outage:
-                self.on_outage(GateOutage(True, began, cause))
-            while not self._stopping.is_set():
-                self.restarts += 1
-                try:
-                    self._spawn()
-                except OSError:
-                    log.exception("exec gate: cannot start the gate process")
-                if self._ready.is_set():
-                    break
-                self._kill()
-                self._stopping.wait(1.0)  # failing to start: retry each second, still locked
-            if self.on_outage and self._ready.is_set():
-                end = time.monotonic()
-                self.on_outage(GateOutage(False, end, cause, end - began))
+            self._recover(f"gate exited with {code}")
+
+    def _recover(self, cause: str) -> None:
+        began = time.monotonic()
+        log.error("exec gate: %s; restarting", cause)
+        if self.on_outage:
+            self.on_outage(GateOutage(True, began, cause))
+        self._recover_in_flight()
+        failures = 0
+        fail_open = False
+        while not self._stopping.is_set():
+            self.restarts += 1
+            try:
+                self._spawn()
+            except OSError:
+                log.exception("exec gate: cannot start the gate process")
+            if self._ready.is_set():
+                break
+            self._kill()
+            if self._proc is not None:
+                self._proc.wait()
+            self._recover_in_flight()
+            failures += 1
+            if failures >= self.max_failures and self._fan_fd is not None:
+                log.error("exec gate: %d failed starts; releasing the group", failures)
+                self._release()  # execs now pass unchecked; the session stays locked
+                fail_open = True
+            self._stopping.wait(1.0)
+        if self.on_outage and self._ready.is_set():
+            end = time.monotonic()
+            self.on_outage(GateOutage(False, end, cause, end - began, fail_open))
 
     def _watchdog(self) -> None:
         while not self._stopping.wait(self.ping_interval):
