@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import os
 import struct
 from dataclasses import dataclass
@@ -140,7 +141,12 @@ def ignore_exec(fan_fd: int, file_fd: int, evictable: bool = True) -> None:
     """
     flags = FAN_MARK_ADD | FAN_MARK_IGNORED_MASK
     if evictable:
-        flags |= FAN_MARK_EVICTABLE
+        try:
+            mark(fan_fd, flags | FAN_MARK_EVICTABLE, FAN_OPEN_EXEC_PERM, None, file_fd)
+            return
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:  # EINVAL: a kernel before 5.19
+                raise
     mark(fan_fd, flags, FAN_OPEN_EXEC_PERM, None, file_fd)
 
 
