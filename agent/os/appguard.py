@@ -2,11 +2,11 @@
 
 Wiring (agent/daemon.py), on the asyncio loop:
 
-    guard = AppGuard(AppGuardConfig(...), sink, notify, on_outage, clock)
-    await guard.start(decision.apps)          # scans apps, starts the gate process
-    ... on every new Decision:  await guard.apply(decision.apps)
-    ... every few seconds:      changes = await guard.poll()   # -> activity tracker
-    ... on shutdown:            await guard.stop()
+    guard = AppGuard(AppGuardConfig(...), agent.store, notify, on_outage, agent.now)
+    await guard.start(agent.decision.apps)    # scans apps, starts the gate process
+    agent.subscribe(guard.on_decision)         # new verdicts at once, stops spent apps
+    tracking = asyncio.ensure_future(guard.run_tracking(agent.app_started, agent.app_stopped))
+    ... on shutdown: tracking.cancel(); await guard.stop()
 
 Everything blocking (scanning, hashing, starting the gate, writing to its pipe) runs in
 a worker thread; callbacks from the gate's supervisor thread are handed to the loop.
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from agent.core.decision import AppAccess
+from agent.core.decision import AppAccess, Decision
 from agent.core.usage import Interval
 from agent.os.appstop import AppStopper, StopResult
 from agent.os.apptracker import AppChanges, AppTracker, Attributor, running_apps
@@ -66,6 +66,8 @@ class AppGuard:
         self._supervisor: GateSupervisor | None = None
         self._attributor: Attributor | None = None
         self._tracker: AppTracker | None = None
+        self._applying = asyncio.Lock()
+        self._tasks: set[asyncio.Task[dict[str, StopResult]]] = set()
 
     # -- lifecycle
 
@@ -100,12 +102,38 @@ class AppGuard:
     async def apply(self, access: AppAccess) -> dict[str, StopResult]:
         """Enforce a new Decision's app access: new verdicts at once, then stop apps
         that may no longer run (their own limit spent, blocked, or the budget ended)."""
-        if access != self._access:
-            self._access = access
-            await self._push(access)
-        running = await asyncio.to_thread(self._running)
-        stopper = AppStopper(self.apps, self.sink, self.notify, self.config.grace_seconds)
-        return await stopper.enforce(access, running, self.clock())
+        async with self._applying:
+            if access != self._access:
+                self._access = access
+                await self._push(access)
+            running = await asyncio.to_thread(self._running)
+            stopper = AppStopper(self.apps, self.sink, self.notify, self.config.grace_seconds)
+            return await stopper.enforce(access, running, self.clock())
+
+    def on_decision(self, decision: Decision, previous: Decision | None) -> None:
+        """An `Agent` subscriber: apply the app access when it changed (not every tick)."""
+        if previous is not None and decision.apps == previous.apps:
+            return
+        task = asyncio.ensure_future(self.apply(decision.apps))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def run_tracking(
+        self,
+        started: Callable[[str, frozenset[str]], None],
+        stopped: Callable[[str], None],
+        interval: float = 2.0,
+    ) -> None:
+        """Report apps starting and stopping (Agent.app_started / app_stopped) until
+        cancelled; an app is seen within `interval` seconds."""
+        while True:
+            changes = await self.poll()
+            for app_id in sorted(changes.stopped):
+                stopped(app_id)
+            for app_id in sorted(changes.started):
+                info = self.apps.get(app_id)
+                started(app_id, info.categories if info else frozenset())
+            await asyncio.sleep(interval)
 
     async def poll(self) -> AppChanges:
         """Which apps started or stopped since the last poll (for the activity tracker)."""

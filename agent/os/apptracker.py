@@ -162,7 +162,5 @@ class AppTracker:
                 del self.closed[app_id]
 
 
-def pids_of(
-    running: Mapping[str, frozenset[int]], app_ids: Iterable[str]
-) -> dict[str, frozenset[int]]:
+def pids_of(running: Mapping[str, frozenset[int]], app_ids: Iterable[str]) -> dict[str, frozenset[int]]:
     return {a: running[a] for a in app_ids if a in running}

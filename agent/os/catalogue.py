@@ -67,9 +67,7 @@ def _unescape(value: str) -> str:
         ch = value[i]
         if ch == "\\" and i + 1 < len(value):
             out.append(
-                {"s": " ", "n": "\n", "t": "\t", "r": "\r", "\\": "\\"}.get(
-                    value[i + 1], value[i + 1]
-                )
+                {"s": " ", "n": "\n", "t": "\t", "r": "\r", "\\": "\\"}.get(value[i + 1], value[i + 1])
             )
             i += 2
         else:
@@ -211,9 +209,7 @@ def scan(
                 continue
             if entry is None or entry.app_id in result.apps:
                 continue
-            result.apps[entry.app_id] = app_from_entry(
-                entry, search_path, session_apps, flatpak_root
-            )
+            result.apps[entry.app_id] = app_from_entry(entry, search_path, session_apps, flatpak_root)
     return result
 
 

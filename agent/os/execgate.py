@@ -68,9 +68,7 @@ def create_group(paths: Sequence[str], mark_kind: int = fanotify.FAN_MARK_FILESY
     fan_fd = fanotify.init(GROUP_FLAGS)
     try:
         for path in paths:
-            fanotify.mark(
-                fan_fd, fanotify.FAN_MARK_ADD | mark_kind, fanotify.FAN_OPEN_EXEC_PERM, path
-            )
+            fanotify.mark(fan_fd, fanotify.FAN_MARK_ADD | mark_kind, fanotify.FAN_OPEN_EXEC_PERM, path)
     except OSError:
         os.close(fan_fd)
         raise

@@ -147,9 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agent.os.gateproc")
     parser.add_argument("--fan-fd", type=int, help="the supervisor's fanotify group (inherited)")
     parser.add_argument("--ledger-fd", type=int, help="the supervisor's in-flight ledger")
-    parser.add_argument(
-        "--mark", action="append", default=[], help="without --fan-fd: gate this fs"
-    )
+    parser.add_argument("--mark", action="append", default=[], help="without --fan-fd: gate this fs")
     parser.add_argument("--mount", action="store_true", help="mark the mount, not the fs")
     # Test seam: stop (SIGSTOP) after the first read, so a test can kill the gate while
     # it holds events it has read but not answered.

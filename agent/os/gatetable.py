@@ -170,9 +170,7 @@ def judge(
         return Judgement(by_path.allowed, by_path.allowed, by_path.app_id, by_path.reason)
     for prefix, prefix_rule in table.app_prefixes:
         if where.startswith(prefix):
-            return Judgement(
-                prefix_rule.allowed, prefix_rule.allowed, prefix_rule.app_id, prefix_rule.reason
-            )
+            return Judgement(prefix_rule.allowed, prefix_rule.allowed, prefix_rule.app_id, prefix_rule.reason)
     if _under(where, table.config.base_prefixes):
         return Judgement(True, True)
     try:
@@ -241,9 +239,7 @@ def table_from_json(data: Mapping[str, Any]) -> GateTable:
     return GateTable(
         generation=int(data["generation"]),
         config=config,
-        by_inode={
-            (int(d), int(i)): FileRule(a, bool(ok), r) for d, i, a, ok, r in data["by_inode"]
-        },
+        by_inode={(int(d), int(i)): FileRule(a, bool(ok), r) for d, i, a, ok, r in data["by_inode"]},
         by_hash={h: FileRule(a, bool(ok), r) for h, a, ok, r in data["by_hash"]},
         by_path={p: FileRule(a, bool(ok), r) for p, a, ok, r in data["by_path"]},
         app_prefixes=tuple((p, FileRule(a, bool(ok), r)) for p, a, ok, r in data["app_prefixes"]),

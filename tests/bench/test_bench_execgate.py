@@ -101,6 +101,5 @@ def test_bench_exec_latency_with_the_gate() -> None:
     for label, values in samples.items():
         med, p99 = statistics.median(values), _p99(values)
         print(
-            f"{label:16} {med / 1000:10.1f} {p99 / 1000:9.1f} "
-            f"{med / base_med:13.3f} {p99 / base_p99:10.3f}"
+            f"{label:16} {med / 1000:10.1f} {p99 / 1000:9.1f} {med / base_med:13.3f} {p99 / base_p99:10.3f}"
         )

@@ -86,9 +86,7 @@ def access(
     )
 
 
-def as_child(
-    argv: Sequence[str], timeout: float = 20, **kw: object
-) -> subprocess.CompletedProcess[str]:
+def as_child(argv: Sequence[str], timeout: float = 20, **kw: object) -> subprocess.CompletedProcess[str]:
     """Run argv as the child's uid (no extra groups), capturing output."""
     return subprocess.run(
         list(argv),
@@ -105,9 +103,7 @@ def as_child(
 
 
 def as_root(argv: Sequence[str], timeout: float = 20) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        list(argv), capture_output=True, text=True, timeout=timeout, check=False, cwd="/"
-    )
+    return subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, check=False, cwd="/")
 
 
 def need_root_reason() -> str:

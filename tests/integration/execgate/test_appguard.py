@@ -42,7 +42,7 @@ async def test_app_guard_blocks_reports_once_stops_and_survives_a_gate_kill() ->
         game = gatekit.make_binary(fs / "apps" / "game", tag="game")
         chess = gatekit.make_binary(fs / "apps" / "chess", source="/bin/sleep", tag="chess")
         gatekit.write_desktop(desktop, "org.example.Game", "Game", game)
-        gatekit.write_desktop(desktop, "org.example.Chess", "Chess", chess)
+        gatekit.write_desktop(desktop, "org.example.Chess", "Chess", chess, "Game;")
         stranger = gatekit.make_binary(fs / "opt" / "stranger", tag="stranger")
         config = AppGuardConfig(
             marks=(str(fs),),
@@ -57,6 +57,7 @@ async def test_app_guard_blocks_reports_once_stops_and_survives_a_gate_kill() ->
         sink, told, locked = MemoryEventSink(), [], []
         guard = AppGuard(config, sink, lambda a, t: told.append(t), locked.append, lambda: NOW)
         chess_proc: subprocess.Popen[bytes] | None = None
+        tracking: asyncio.Future[None] | None = None
         await guard.start(gatekit.access(allowed=["org.example.Chess"]))
         try:
             assert await _child("sh", "-c", str(game)) == 126
@@ -67,6 +68,11 @@ async def test_app_guard_blocks_reports_once_stops_and_survives_a_gate_kill() ->
             assert [e.data["app_id"] for e in blocked()] == ["org.example.Game", None]
             assert told == ["Game is not allowed now", "This program is not allowed now"]
 
+            started: list[tuple[str, frozenset[str]]] = []
+            stopped: list[str] = []
+            tracking = asyncio.ensure_future(
+                guard.run_tracking(lambda a, c: started.append((a, c)), stopped.append, 0.02)
+            )
             chess_proc = subprocess.Popen(
                 [str(chess), "600"],
                 user=gatekit.CHILD_UID,
@@ -74,16 +80,14 @@ async def test_app_guard_blocks_reports_once_stops_and_survives_a_gate_kill() ->
                 extra_groups=[],
                 cwd="/",
             )
-            assert (await guard.poll()).started == {"org.example.Chess"}
-            spent = gatekit.access(
-                allowed=["org.example.Chess"], limits_spent=["org.example.Chess"]
-            )
+            await _until(lambda: ("org.example.Chess", frozenset({"Game"})) in started)
+            spent = gatekit.access(allowed=["org.example.Chess"], limits_spent=["org.example.Chess"])
             results = await guard.apply(spent)
             assert results["org.example.Chess"].terminated == {chess_proc.pid}
             assert chess_proc.wait(5) == -signal.SIGTERM
             assert told[-1] == "Chess's time for today is used up"
             assert await _child("sh", "-c", f"{chess} 0") == 126  # the new table is in force
-            assert (await guard.poll()).stopped == {"org.example.Chess"}
+            await _until(lambda: stopped == ["org.example.Chess"])
 
             gate_pid = guard._supervisor.pid if guard._supervisor else None
             assert gate_pid is not None
@@ -96,4 +100,6 @@ async def test_app_guard_blocks_reports_once_stops_and_survives_a_gate_kill() ->
             if chess_proc is not None and chess_proc.poll() is None:
                 chess_proc.kill()
                 chess_proc.wait()
+            if tracking is not None:
+                tracking.cancel()
             await guard.stop()

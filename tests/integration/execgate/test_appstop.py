@@ -44,9 +44,7 @@ def test_spent_limit_stops_the_app_and_always_allowed_keeps_running() -> None:
             exe = gatekit.make_binary(fs / "apps" / name, source="/bin/sleep", tag=name)
             gatekit.write_desktop(desktop, app_id, name.title(), exe)
         apps = scan([str(desktop)]).apps
-        config = GateConfig(
-            also_restricted=frozenset({gatekit.CHILD_UID}), child_writable=(f"{fs}/home/",)
-        )
+        config = GateConfig(also_restricted=frozenset({gatekit.CHILD_UID}), child_writable=(f"{fs}/home/",))
         allowed = [APPS["video"], APPS["stubborn"], APPS["chess"]]
         gate = ExecGate(
             [str(fs)],
@@ -66,12 +64,10 @@ def test_spent_limit_stops_the_app_and_always_allowed_keeps_running() -> None:
 def _launch(fs, name: str, ignore_term: bool = False) -> subprocess.Popen[bytes]:
     exe = str(fs / "apps" / name)
     argv = ["sh", "-c", f'trap "" TERM; exec {exe} 600'] if ignore_term else [exe, "600"]
-    return subprocess.Popen(
-        argv, user=gatekit.CHILD_UID, group=gatekit.CHILD_UID, extra_groups=[], cwd="/"
-    )
+    return subprocess.Popen(argv, user=gatekit.CHILD_UID, group=gatekit.CHILD_UID, extra_groups=[], cwd="/")
 
 
-def _run(fs, apps, config, gate, allowed, procs) -> None:  # noqa: PLR0917
+def _run(fs, apps, config, gate, allowed, procs) -> None:
     video, stubborn, phone, chess = (
         _launch(fs, "video"),
         _launch(fs, "stubborn", True),

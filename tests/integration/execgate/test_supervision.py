@@ -237,9 +237,7 @@ def test_hung_gate_is_killed_by_the_watchdog_and_replaced() -> None:
 def test_supervised_gate_takes_policy_updates_and_reports_blocks(env: Env) -> None:
     chess = env.exe("chess")
     assert _finish(_exec(chess)) == 0
-    env.sup.update(
-        build_table(env.apps, gatekit.access(blocked=["org.example.Chess"]), env.config, 2)
-    )
+    env.sup.update(build_table(env.apps, gatekit.access(blocked=["org.example.Chess"]), env.config, 2))
     deadline = time.monotonic() + 10
     while _finish(_exec(chess)) != 126:
         assert time.monotonic() < deadline, "the new table never reached the gate"

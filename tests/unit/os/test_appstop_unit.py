@@ -55,9 +55,7 @@ def test_messages_and_events() -> None:
     assert stop_message("Game", spent) == "Game's time for today is used up"
     b = Blocked("game", "limit_spent", "/usr/bin/game", 1000)
     assert blocked_message(b, APPS) == "Game's time for today is used up"
-    assert blocked_message(Blocked(None, "unknown", "/x", 1000), APPS) == (
-        "This program is not allowed now"
-    )
+    assert blocked_message(Blocked(None, "unknown", "/x", 1000), APPS) == ("This program is not allowed now")
     event = blocked_event(b, at)
     assert event.kind is EventKind.APP_BLOCKED and event.data["app_id"] == "game"
     end = outage_event(GateOutage(False, 5.0, "gate exited with -9", 0.1234), at)

@@ -87,7 +87,7 @@ def _judge(uid: int, key: tuple[int, int], path: str = "/x", digest: str | None 
         ),
     ],
 )
-def test_judge(uid, key, path, digest, allow, cache, app, reason) -> None:  # noqa: PLR0917
+def test_judge(uid, key, path, digest, allow, cache, app, reason) -> None:
     verdict = _judge(uid, key, path, digest)
     assert (verdict.allow, verdict.cache, verdict.app_id, verdict.reason) == (
         allow,
@@ -130,9 +130,7 @@ def test_build_table_merges_shared_files_and_lets_base_win(tmp_path: Path) -> No
     apps = {
         "a": AppInfo("a", "A", frozenset(), (str(shared),), frozenset({"h1"})),
         "b": AppInfo("b", "B", frozenset(), (str(shared), str(own)), frozenset({"h1", "h2"})),
-        "s": AppInfo(
-            "s", "S", frozenset(), (str(tmp_path / "gone"),), frozenset(), needed_by_session=True
-        ),
+        "s": AppInfo("s", "S", frozenset(), (str(tmp_path / "gone"),), frozenset(), needed_by_session=True),
     }
     table = build_table(apps, _access(allowed=["a"], blocked=["b"]), CONFIG, 7)
     key = lambda p: (os.stat(p).st_dev, os.stat(p).st_ino)  # noqa: E731
@@ -140,9 +138,7 @@ def test_build_table_merges_shared_files_and_lets_base_win(tmp_path: Path) -> No
     assert table.by_inode[key(own)] == FileRule("b", False, "blocked")
     assert table.by_hash["h1"].allowed and not table.by_hash["h2"].allowed
     assert table.generation == 7
-    with_base = build_table(
-        apps, _access(blocked=["a", "b"]), GateConfig(base_paths=(str(own),)), 8
-    )
+    with_base = build_table(apps, _access(blocked=["a", "b"]), GateConfig(base_paths=(str(own),)), 8)
     assert with_base.by_inode[key(own)] == FileRule(None, True)
 
 
