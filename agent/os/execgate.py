@@ -202,7 +202,10 @@ class GateLoop:
         if key in self._told:
             return
         self._told.add(key)
-        self.on_blocked(blocked)
+        try:
+            self.on_blocked(blocked)
+        except Exception:  # foreign code must not stop the gate; the exec is already answered
+            log.exception("exec gate: the blocked-report callback failed")
 
 
 def _answer_quietly(fan_fd: int, event: fanotify.FanEvent) -> None:

@@ -78,6 +78,7 @@ def serve(
     out_fd: int,
     ledger: Ledger | None = None,
     after_read: Callable[[], None] | None = None,
+    cache: bool = True,
 ) -> int:
     """Run the gate on `fan_fd` until `control_fd` reaches EOF (the supervisor closed it
     or died). The first control line must be a table."""
@@ -92,6 +93,7 @@ def serve(
         lambda b: reporter.send({"blocked": asdict(_short(b))}),
         ledger=ledger,
         after_read=after_read,
+        cache=cache,
     )
     reporter.send({"ready": table.generation, "pid": os.getpid()})
     os.set_blocking(control_fd, False)
@@ -152,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Test seam: stop (SIGSTOP) after the first read, so a test can kill the gate while
     # it holds events it has read but not answered.
     parser.add_argument("--stop-after-first-read", action="store_true", help=argparse.SUPPRESS)
+    # Benchmark seam: no ignore marks, so every exec wakes the gate.
+    parser.add_argument("--no-cache", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.fan_fd is None:
         if not args.mark:
@@ -164,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     after_read = _stop_self_once() if args.stop_after_first_read else None
     # The supervisor's death closes stdin: EOF ends the gate (no PDEATHSIG, which follows
     # the spawning *thread*, not the process).
-    return serve(fan_fd, sys.stdin.fileno(), sys.stdout.fileno(), ledger, after_read)
+    return serve(fan_fd, sys.stdin.fileno(), sys.stdout.fileno(), ledger, after_read, not args.no_cache)
 
 
 # ---------------------------------------------------------------- the supervisor

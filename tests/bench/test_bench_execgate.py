@@ -1,9 +1,10 @@
 """Exec latency with and without the exec gate (printed as ratios, never asserted on time).
 
-Three private tmpfs mounts hold the same tiny program (a tagged copy of /bin/true): one
-unmarked (no gate), one gated with the kernel cache off (every exec wakes the gate: the
-"first exec" path), one gated with ignore marks (cached). The child's uid (65534) spawns
-them round-robin with posix_spawn + waitpid, so all three see the same machine noise.
+Five private tmpfs mounts hold the same tiny program (a tagged copy of /bin/true): one
+unmarked (no gate); then the gate in a thread and the supervised gate process (what
+AppGuard runs), each with the kernel cache off (every exec wakes the gate: the "first
+exec" path) and with ignore marks (cached). The child's uid (65534) spawns them
+round-robin with posix_spawn + waitpid, so all variants see the same machine noise.
 Run: sudo .venv/bin/pytest -m bench tests/bench/test_bench_execgate.py -s
 """
 
@@ -25,6 +26,7 @@ import gatekit
 
 from agent.os.catalogue import scan
 from agent.os.execgate import ExecGate
+from agent.os.gateproc import GateSupervisor
 from agent.os.gatetable import GateConfig, build_table
 
 pytestmark = [
@@ -49,7 +51,7 @@ for i in range(n + warm):
             out[k].append(time.perf_counter_ns() - t)
 print(json.dumps(out))
 """
-VARIANTS = ("no gate", "gate, uncached", "gate, cached")
+VARIANTS = ("no gate", "gate, uncached", "gate, cached", "process, uncached", "process, cached")
 
 
 def _measure(exes: list[str]) -> list[list[int]]:
@@ -86,10 +88,16 @@ def test_bench_exec_latency_with_the_gate() -> None:
                 also_restricted=frozenset({gatekit.CHILD_UID}), child_writable=(f"{fs}/home/",)
             )
             table = build_table(apps, gatekit.access(allowed=["org.example.Tiny"]), config, 1)
-            gate = ExecGate([str(fs)], table, cache=variant == "gate, cached")
-            gate.start()
-            stack.callback(gate.stop)
-            gates.append(gate)
+            cache = variant.endswith(", cached")
+            if variant.startswith("gate"):  # the thread runner
+                gate = ExecGate([str(fs)], table, cache=cache)
+                gate.start()
+                stack.callback(gate.stop)
+                gates.append(gate)
+            else:  # the supervised gate process AppGuard runs
+                sup = GateSupervisor([str(fs)], table, gate_args=[] if cache else ["--no-cache"])
+                sup.start()
+                stack.callback(sup.stop)
         samples = dict(zip(VARIANTS, _measure(exes), strict=True))
         uncached, cached = gates
         assert uncached.stats.events == N + WARMUP, "every uncached exec must wake the gate"

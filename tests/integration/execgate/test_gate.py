@@ -152,3 +152,14 @@ def test_upgraded_app_keeps_its_verdict_by_path(gate_env) -> None:
     assert gatekit.as_child([gate_env.exe("chess")]).returncode == 0
     assert gatekit.as_child(["sh", "-c", gate_env.exe("game")]).returncode == 126
     assert [(b.app_id, b.reason) for b in gate_env.blocked] == [("org.example.Game", "blocked")]
+
+
+def test_a_failing_report_callback_does_not_stop_the_gate(gate_env) -> None:
+    def broken(_blocked) -> None:
+        raise RuntimeError("the daemon's handler is broken")
+
+    gate_env.gate.on_blocked = broken
+    gate_env.gate._loop.on_blocked = broken  # the running loop's callback
+    assert gatekit.as_child(["sh", "-c", gate_env.exe("game")]).returncode == 126
+    assert gatekit.as_child(["sh", "-c", gate_env.exe("game")]).returncode == 126
+    assert gatekit.as_child([gate_env.exe("chess")]).returncode == 0
