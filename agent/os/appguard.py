@@ -33,7 +33,9 @@ from agent.store.events import EventSink
 
 @dataclass(frozen=True)
 class AppGuardConfig:
-    marks: tuple[str, ...] = ("/",)  # filesystems holding executables the child can reach
+    # Filesystems holding executables the child can reach; on the device ("/",) plus any
+    # separate exec-capable one. No default, so nothing marks "/" by accident (tests!).
+    marks: tuple[str, ...]
     child_uids: frozenset[int] = frozenset({1000})
     desktop_dirs: tuple[str, ...] = DEFAULT_DIRS
     session_apps: frozenset[str] = frozenset()  # app IDs the session needs (never stopped)
