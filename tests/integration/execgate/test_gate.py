@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import shutil
@@ -163,3 +164,30 @@ def test_a_failing_report_callback_does_not_stop_the_gate(gate_env) -> None:
     assert gatekit.as_child(["sh", "-c", gate_env.exe("game")]).returncode == 126
     assert gatekit.as_child(["sh", "-c", gate_env.exe("game")]).returncode == 126
     assert gatekit.as_child([gate_env.exe("chess")]).returncode == 0
+
+
+NON_DUMPABLE_EXEC = """
+import ctypes, os, sys
+ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: /proc/PID now shows root
+os.execv(sys.argv[1], [sys.argv[1]])
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/python3"), reason="needs /usr/bin/python3")
+def test_non_dumpable_child_is_still_judged_as_the_child(gate_env) -> None:
+    """The gate reads the thread's real uid from /proc/TID/status, not the owner of
+    /proc/PID (root for a non-dumpable process)."""
+    result = gatekit.as_child(["/usr/bin/python3", "-c", NON_DUMPABLE_EXEC, gate_env.exe("game")])
+    assert result.returncode != 0
+    assert "Operation not permitted" in result.stderr
+    assert [(b.app_id, b.uid) for b in gate_env.blocked] == [("org.example.Game", gatekit.CHILD_UID)]
+
+
+def test_hash_deadline_denies_the_child_and_allows_root(gate_env) -> None:
+    gate_env.config = dataclasses.replace(gate_env.config, hash_deadline=0.0)
+    gate_env.set_policy(allowed=["org.example.Chess"])
+    copy = gate_env.fs / "opt" / "chess-copy"
+    shutil.copy2(gate_env.exe("chess"), copy)
+    assert gatekit.as_child(["sh", "-c", str(copy)]).returncode == 126
+    assert [b.reason for b in gate_env.blocked] == [GateReason.HASH_TIMEOUT.value]
+    assert gatekit.as_root([str(copy)]).returncode == 0
