@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from agent.core.decision import AppAccess, Decision
@@ -27,7 +27,7 @@ from agent.os.catalogue import DEFAULT_DIRS, AppInfo, scan
 from agent.os.execgate import Blocked
 from agent.os.gateevents import blocked_event, blocked_message, outage_event
 from agent.os.gateproc import GateOutage, GateSupervisor
-from agent.os.gatetable import GateConfig, GateTable, build_table
+from agent.os.gatetable import GateConfig, GateTable, build_table, loader_paths
 from agent.store.events import EventSink
 
 
@@ -161,7 +161,10 @@ class AppGuard:
 
     def _table(self, access: AppAccess) -> GateTable:
         self._generation += 1
-        return build_table(self.apps, access, self.config.gate, self._generation)
+        gate = self.config.gate
+        # The dynamic loaders are always base: without them no dynamic program starts.
+        gate = replace(gate, base_paths=tuple(dict.fromkeys((*gate.base_paths, *loader_paths()))))
+        return build_table(self.apps, access, gate, self._generation)
 
     async def _push(self, access: AppAccess) -> None:
         table = await asyncio.to_thread(self._table, access)

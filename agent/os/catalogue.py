@@ -52,6 +52,7 @@ class AppInfo:
     hashes: frozenset[str]  # sha256 hex of each executable's content
     prefixes: tuple[str, ...] = ()  # directories wholly owned by the app (Flatpak)
     needed_by_session: bool = False
+    interpreters: tuple[str, ...] = ()  # `#!` interpreters its scripts need (resolved)
 
 
 def app_id_from_filename(filename: str) -> str:
@@ -144,6 +145,29 @@ def sha256_file(path: str, size_cap: int = HASH_SIZE_CAP) -> str | None:
         return None
 
 
+def parse_shebang(head: bytes) -> tuple[str, ...]:
+    """The interpreter argv of a `#!` line ("" words dropped), or () for non-scripts."""
+    if not head.startswith(b"#!"):
+        return ()
+    line = head[2:].split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+    return tuple(line.split())
+
+
+def script_interpreter(path: str, search_path: str) -> str | None:
+    """The real path of the program that runs a script (`#!/usr/bin/env X` -> X on PATH)."""
+    try:
+        with open(path, "rb") as f:
+            words = parse_shebang(f.read(256))
+    except OSError:
+        return None
+    if not words:
+        return None
+    if os.path.basename(words[0]) == "env":
+        rest = [w for w in words[1:] if not w.startswith("-")]
+        return resolve_program(rest[0], search_path) if rest else None
+    return resolve_program(words[0], search_path)
+
+
 def resolve_program(program: str, search_path: str) -> str | None:
     """The real path of an Exec= program (absolute, or looked up on `search_path`)."""
     found = program if os.path.isabs(program) else shutil.which(program, path=search_path)
@@ -177,6 +201,9 @@ def app_from_entry(
                 if real and real not in executables:
                     executables.append(real)
     hashes = frozenset(h for h in (sha256_file(p) for p in executables) if h)
+    interpreters = tuple(
+        dict.fromkeys(i for i in (script_interpreter(p, search_path) for p in executables) if i)
+    )
     return AppInfo(
         app_id=entry.app_id,
         name=entry.name,
@@ -185,6 +212,7 @@ def app_from_entry(
         hashes=hashes,
         prefixes=tuple(prefixes),
         needed_by_session=entry.app_id in session_apps,
+        interpreters=interpreters,
     )
 
 

@@ -7,6 +7,7 @@ verdict rule; it is pure given a hasher, so it is tested without the kernel.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import time
@@ -128,6 +129,9 @@ def build_table(
             rule = FileRule(app.app_id, verdict.allowed, reason)
         for exe in app.executables:
             add_inode(exe, rule)
+        if rule.allowed:  # an allowed script app needs its interpreter (see EXECGATE.md)
+            for interpreter in app.interpreters:
+                add_inode(interpreter, BASE_RULE)
         for digest in app.hashes:
             by_hash[digest] = _merge(by_hash.get(digest), rule)
         prefixes.extend((p, rule) for p in app.prefixes)
@@ -140,6 +144,21 @@ def build_table(
         by_path[path] = BASE_RULE
     prefixes.sort(key=lambda item: len(item[0]), reverse=True)
     return GateTable(generation, config, by_inode, by_hash, by_path, tuple(prefixes))
+
+
+LOADER_GLOBS = (
+    "/lib/ld-linux*.so*",
+    "/lib64/ld-linux*.so*",
+    "/usr/lib/*/ld-linux*.so*",
+    "/lib/ld-musl-*.so*",
+)
+
+
+def loader_paths(globs: Iterable[str] = LOADER_GLOBS) -> tuple[str, ...]:
+    """The ELF program interpreters (dynamic loaders), resolved: the kernel opens the
+    loader for exec on every dynamic exec, so the gate must allow it to everyone."""
+    found = {os.path.realpath(p) for pattern in globs for p in glob.glob(pattern)}
+    return tuple(sorted(p for p in found if os.path.isfile(p)))
 
 
 def _under(path: str, prefixes: Iterable[str]) -> bool:

@@ -11,6 +11,7 @@ import subprocess
 import gatekit
 import pytest
 
+from agent.os.catalogue import scan
 from agent.os.gatetable import GateReason
 
 pytestmark = [
@@ -191,3 +192,20 @@ def test_hash_deadline_denies_the_child_and_allows_root(gate_env) -> None:
     assert gatekit.as_child(["sh", "-c", str(copy)]).returncode == 126
     assert [b.reason for b in gate_env.blocked] == [GateReason.HASH_TIMEOUT.value]
     assert gatekit.as_root([str(copy)]).returncode == 0
+
+
+def test_interpreter_runs_for_the_child_only_while_a_script_app_needing_it_is_allowed(gate_env) -> None:
+    """The kernel opens a script's `#!` interpreter for exec too: an allowed script app
+    brings its interpreter into the child's base; a blocked one does not."""
+    interp = gatekit.make_binary(gate_env.fs / "interp" / "sh", source="/bin/sh", tag="interp")
+    script = gate_env.fs / "apps" / "quiz"
+    script.write_text(f"#!{interp}\nexit 0\n")
+    script.chmod(0o755)
+    gatekit.write_desktop(gate_env.fs / "share" / "applications", "org.example.Quiz", "Quiz", script)
+    gate_env.apps.update(scan([str(gate_env.fs / "share" / "applications")]).apps)
+    assert gate_env.apps["org.example.Quiz"].interpreters == (str(interp),)
+    gate_env.set_policy(allowed=["org.example.Quiz"])
+    assert gatekit.as_child([str(script)]).returncode == 0
+    gate_env.set_policy(blocked=["org.example.Quiz"])
+    assert gatekit.as_child(["sh", "-c", str(script)]).returncode == 126
+    assert gatekit.as_child(["sh", "-c", f"{interp} -c true"]).returncode == 126

@@ -14,6 +14,7 @@ from agent.os.catalogue import (
     apps_by_executable,
     parse_desktop,
     parse_exec,
+    parse_shebang,
     scan,
 )
 
@@ -123,3 +124,34 @@ def test_first_directory_wins_for_an_app_id(tmp_path: Path) -> None:
         (tmp_path / d / "x.desktop").write_text(f"[Desktop Entry]\nName={name}\nExec=/bin/true\n")
     result = scan([str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "missing")])
     assert result.apps["x"].name == "First"
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (b"#!/bin/sh\necho", ("/bin/sh",)),
+        (b"#! /usr/bin/env -S python3 -u\n", ("/usr/bin/env", "-S", "python3", "-u")),
+        (b"\x7fELF\x02", ()),
+        (b"", ()),
+    ],
+)
+def test_parse_shebang(head: bytes, expected: tuple[str, ...]) -> None:
+    assert parse_shebang(head) == expected
+
+
+def test_script_apps_record_their_interpreter(tmp_path: Path) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    interp = bindir / "python3"
+    interp.write_bytes(b"\x7fELF")
+    interp.chmod(0o755)
+    for name, line in (("direct", f"#!{interp}"), ("viaenv", "#!/usr/bin/env python3")):
+        (bindir / name).write_text(f"{line}\nprint('hi')\n")
+        (bindir / name).chmod(0o755)
+    apps_dir = tmp_path / "apps"
+    apps_dir.mkdir()
+    for name in ("direct", "viaenv"):
+        (apps_dir / f"{name}.desktop").write_text(f"[Desktop Entry]\nName={name}\nExec={name}\n")
+    apps = scan([str(apps_dir)], search_path=str(bindir)).apps
+    assert apps["direct"].interpreters == (str(interp),)
+    assert apps["viaenv"].interpreters == (str(interp),)
