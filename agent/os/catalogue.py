@@ -11,6 +11,7 @@ import hashlib
 import os
 import shlex
 import shutil
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,7 @@ class AppInfo:
     prefixes: tuple[str, ...] = ()  # directories wholly owned by the app (Flatpak)
     needed_by_session: bool = False
     interpreters: tuple[str, ...] = ()  # `#!` interpreters its scripts need (resolved)
+    tree_files: tuple[str, ...] = ()  # executables under `prefixes`, judged by inode
 
 
 def app_id_from_filename(filename: str) -> str:
@@ -168,6 +170,23 @@ def script_interpreter(path: str, search_path: str) -> str | None:
     return resolve_program(words[0], search_path)
 
 
+def walk_executables(root: str) -> tuple[str, ...]:
+    """Regular files with an exec bit under `root` (symlinks not followed). Inside a
+    sandbox (Flatpak's bwrap) the gate sees such files under another mount namespace's
+    paths, so they are judged by inode, not by path."""
+    found: list[str] = []
+    for directory, _dirs, files in os.walk(root):
+        for name in files:
+            path = os.path.join(directory, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
+                found.append(path)
+    return tuple(sorted(found))
+
+
 def resolve_program(program: str, search_path: str) -> str | None:
     """The real path of an Exec= program (absolute, or looked up on `search_path`)."""
     found = program if os.path.isabs(program) else shutil.which(program, path=search_path)
@@ -192,8 +211,11 @@ def app_from_entry(
     (the launcher `flatpak` itself is OS base, shared by every Flatpak app)."""
     executables: list[str] = []
     prefixes: list[str] = []
+    tree_files: tuple[str, ...] = ()
     if entry.flatpak_id:
-        prefixes.append(os.path.join(flatpak_root, entry.flatpak_id) + "/")
+        prefix = os.path.join(flatpak_root, entry.flatpak_id) + "/"
+        prefixes.append(prefix)
+        tree_files = walk_executables(prefix)
     else:
         for program in (entry.exec_argv[0], entry.try_exec):
             if program:
@@ -213,6 +235,7 @@ def app_from_entry(
         prefixes=tuple(prefixes),
         needed_by_session=entry.app_id in session_apps,
         interpreters=interpreters,
+        tree_files=tree_files,
     )
 
 

@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from agent.core.decision import AppAccess
-from agent.os.catalogue import AppInfo
+from agent.os.catalogue import AppInfo, walk_executables
 
 
 class GateReason(StrEnum):
@@ -53,6 +53,8 @@ class GateConfig:
     exempt_uids: frozenset[int] = frozenset()
     base_paths: tuple[str, ...] = ()  # files the child's session needs (real paths)
     base_prefixes: tuple[str, ...] = ()  # directories of OS helpers the session needs
+    base_trees: tuple[str, ...] = ()  # directories whose executables are base, by inode
+    # (e.g. /var/lib/flatpak/runtime/: seen under sandbox paths, so not by prefix)
     child_writable: tuple[str, ...] = (
         "/run/media/",
         "/home/",
@@ -127,7 +129,7 @@ def build_table(
             verdict = access.verdict(app.app_id, app.categories)
             reason = verdict.reason.value if verdict.reason else None
             rule = FileRule(app.app_id, verdict.allowed, reason)
-        for exe in app.executables:
+        for exe in (*app.executables, *app.tree_files):
             add_inode(exe, rule)
         if rule.allowed:  # an allowed script app needs its interpreter (see EXECGATE.md)
             for interpreter in app.interpreters:
@@ -135,7 +137,10 @@ def build_table(
         for digest in app.hashes:
             by_hash[digest] = _merge(by_hash.get(digest), rule)
         prefixes.extend((p, rule) for p in app.prefixes)
-    for path in config.base_paths:  # the session's needs win over an app's verdict
+    base_files = list(config.base_paths)
+    for tree in config.base_trees:
+        base_files += walk_executables(tree)
+    for path in base_files:  # the session's needs win over an app's verdict
         try:
             st = stat(path)
         except OSError:
@@ -232,6 +237,7 @@ def table_to_json(table: GateTable) -> dict[str, Any]:
             "exempt_uids": sorted(c.exempt_uids),
             "base_paths": list(c.base_paths),
             "base_prefixes": list(c.base_prefixes),
+            "base_trees": list(c.base_trees),
             "child_writable": list(c.child_writable),
             "hash_size_cap": c.hash_size_cap,
             "hash_deadline": c.hash_deadline,
@@ -251,6 +257,7 @@ def table_from_json(data: Mapping[str, Any]) -> GateTable:
         exempt_uids=frozenset(int(u) for u in c["exempt_uids"]),
         base_paths=tuple(c["base_paths"]),
         base_prefixes=tuple(c["base_prefixes"]),
+        base_trees=tuple(c["base_trees"]),
         child_writable=tuple(c["child_writable"]),
         hash_size_cap=int(c["hash_size_cap"]),
         hash_deadline=float(c["hash_deadline"]),

@@ -209,3 +209,41 @@ def test_interpreter_runs_for_the_child_only_while_a_script_app_needing_it_is_al
     gate_env.set_policy(blocked=["org.example.Quiz"])
     assert gatekit.as_child(["sh", "-c", str(script)]).returncode == 126
     assert gatekit.as_child(["sh", "-c", f"{interp} -c true"]).returncode == 126
+
+
+def test_flatpak_style_app_in_a_sandbox_mount_namespace_is_judged_by_inode(gate_env) -> None:
+    """bwrap bind-mounts the app's files at /app in its own mount namespace: the gate sees
+    a path that is not the catalogue's, so app trees and runtimes are judged by inode."""
+    fs = gate_env.fs
+    files = fs / "flatpak" / "app" / "org.example.Paint" / "x86_64" / "stable" / "c0ffee" / "files"
+    gatekit.make_binary(files / "bin" / "paint", tag="paint")
+    runtime = fs / "flatpak" / "runtime" / "org.example.Platform" / "files"
+    gatekit.make_binary(runtime / "bin" / "helper", tag="platform-helper")
+    desktop = fs / "flatpak" / "exports"
+    desktop.mkdir(parents=True)
+    (desktop / "org.example.Paint.desktop").write_text(
+        "[Desktop Entry]\nName=Paint\nExec=/usr/bin/flatpak run org.example.Paint\nX-Flatpak=org.example.Paint\n"
+    )
+    gate_env.apps.update(scan([str(desktop)], flatpak_root=str(fs / "flatpak" / "app")).apps)
+    gate_env.config = dataclasses.replace(gate_env.config, base_trees=(str(fs / "flatpak" / "runtime"),))
+    for d in ("app", "usr"):
+        (fs / "sandbox" / d).mkdir(parents=True)
+
+    def in_sandbox(program: str) -> subprocess.CompletedProcess[str]:
+        child = f"setpriv --reuid {gatekit.CHILD_UID} --regid {gatekit.CHILD_UID} --clear-groups"
+        inner = (
+            f"mount --bind {files} {fs}/sandbox/app && mount --bind {runtime} {fs}/sandbox/usr && "
+            f'exec {child} sh -c "{fs}/sandbox/{program}"'
+        )
+        return gatekit.as_root(["unshare", "--mount", "--propagation", "private", "sh", "-c", inner])
+
+    gate_env.set_policy(allowed=["org.example.Paint"])
+    assert in_sandbox("app/bin/paint").returncode == 0
+    assert in_sandbox("usr/bin/helper").returncode == 0  # the runtime is base
+    gate_env.set_policy(blocked=["org.example.Paint"])
+    denied = in_sandbox("app/bin/paint")
+    assert denied.returncode == 126, denied
+    assert in_sandbox("usr/bin/helper").returncode == 0
+    [blocked] = gate_env.blocked
+    assert (blocked.app_id, blocked.reason) == ("org.example.Paint", "blocked")
+    print(f"\nthe gate saw the sandboxed exec as {blocked.path!r}")
