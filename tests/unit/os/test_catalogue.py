@@ -91,9 +91,17 @@ def test_flatpak_entry_owns_its_app_directory(tmp_path: Path) -> None:
         "[Desktop Entry]\nName=Paint\nExec=/usr/bin/flatpak run org.example.Paint\n"
         "X-Flatpak=org.example.Paint\nCategories=Graphics;\n"
     )
-    app = scan([str(apps_dir)], flatpak_root="/var/lib/flatpak/app").apps["org.example.Paint"]
-    assert app.prefixes == ("/var/lib/flatpak/app/org.example.Paint/",)
+    root = tmp_path / "flatpak"
+    files = root / "org.example.Paint" / "x86_64" / "stable" / "abc" / "files"
+    (files / "bin").mkdir(parents=True)
+    (files / "bin" / "paint").write_bytes(b"\x7fELF")
+    (files / "bin" / "paint").chmod(0o755)
+    (files / "share.txt").write_text("data")
+    os.symlink("/bin/true", files / "bin" / "link")
+    app = scan([str(apps_dir)], flatpak_root=str(root)).apps["org.example.Paint"]
+    assert app.prefixes == (f"{root}/org.example.Paint/",)
     assert app.executables == ()  # the shared launcher is OS base, not the app's
+    assert app.tree_files == (str(files / "bin" / "paint"),)  # no data file, no symlink
 
 
 def test_scan_resolves_executables_hashes_them_and_reports_bad_files(tmp_path: Path) -> None:
