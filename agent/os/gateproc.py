@@ -176,6 +176,37 @@ def main(argv: Sequence[str] | None = None) -> int:
 SWEEP_FDS = 1024  # event fd numbers a dead gate may have held (its fd table's low end)
 
 
+class _LineReader:
+    """Lines from the gate's stdout with a timeout (a buffered readline cannot time out)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buf = b""
+        self.eof = False
+
+    def readline(self, timeout: float | None) -> bytes:
+        """A line with its newline; b"" at EOF or when `timeout` seconds pass first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self.buf and not self.eof:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if wait is not None and wait == 0.0:
+                return b""
+            poller = select.poll()
+            poller.register(self.fd, select.POLLIN)
+            if not poller.poll(None if wait is None else int(wait * 1000) + 1):
+                return b""
+            chunk = os.read(self.fd, 1 << 16)
+            if chunk:
+                self.buf += chunk
+            else:
+                self.eof = True
+        if b"\n" in self.buf:
+            line, _, self.buf = self.buf.partition(b"\n")
+            return line + b"\n"
+        line, self.buf = self.buf, b""
+        return line
+
+
 @dataclass(frozen=True)
 class GateOutage:
     """An outage starts when the gate process is gone and ends when a new one is ready.
@@ -236,6 +267,7 @@ class GateSupervisor:
         self.restarts = 0
         self.recovered: list[tuple[int, bool]] = []  # (event fd, allowed) answered for a dead gate
         self._proc: subprocess.Popen[bytes] | None = None
+        self._reader: _LineReader | None = None
         self._fan_fd: int | None = None
         self._ledger_fd: int | None = None
         self._ledger: Ledger | None = None
@@ -257,6 +289,9 @@ class GateSupervisor:
         self._spawn(self.gate_args)
         if not self._ready.wait(self.ready_timeout):
             self._kill()
+            if self._proc is not None:
+                self._proc.wait()
+            self._recover_in_flight()
             self._release()
             raise GateStartError(f"exec gate did not get ready within {self.ready_timeout} s")
         for target in (self._watch, self._watchdog):
@@ -311,17 +346,21 @@ class GateSupervisor:
             stdout=subprocess.PIPE,
             pass_fds=(self._fan_fd, self._ledger_fd),
         )
+        assert proc.stdout is not None
         with self._lock:
             self._proc = proc
+            self._reader = _LineReader(proc.stdout.fileno())
             self._send({"table": table_to_json(self.table)})
         self._read_until_ready(proc)
 
     def _read_until_ready(self, proc: subprocess.Popen[bytes]) -> None:
-        assert proc.stdout is not None
+        """Wait for "ready" at most `ready_timeout` (a gate stuck before it is killed)."""
+        reader = self._reader
+        assert reader is not None
         deadline = time.monotonic() + self.ready_timeout
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
+        while True:
+            line = reader.readline(deadline - time.monotonic())
+            if not line:  # EOF or timeout
                 return
             if self._handle(line):
                 return
@@ -381,9 +420,9 @@ class GateSupervisor:
 
     def _watch(self) -> None:
         while not self._stopping.is_set():
-            proc = self._proc
-            assert proc is not None and proc.stdout is not None
-            line = proc.stdout.readline()
+            proc, reader = self._proc, self._reader
+            assert proc is not None and reader is not None
+            line = reader.readline(None)
             if line:
                 self._handle(line)
                 continue

@@ -30,7 +30,7 @@ import pytest
 
 from agent.os.catalogue import AppInfo
 from agent.os.execgate import Blocked
-from agent.os.gateproc import GateOutage, GateSupervisor
+from agent.os.gateproc import GateOutage, GateStartError, GateSupervisor
 from agent.os.gatetable import GateConfig, build_table, table_to_json
 
 pytestmark = [
@@ -248,3 +248,20 @@ def test_supervised_gate_takes_policy_updates_and_reports_blocks(env: Env) -> No
         assert time.monotonic() < deadline, "no blocked report from the gate process"
         time.sleep(0.01)
     assert [(b.app_id, b.reason) for b in env.rec.blocked] == [("org.example.Chess", "blocked")]
+
+
+def test_a_gate_that_never_gets_ready_is_killed_and_nothing_freezes(tmp_path: Path) -> None:
+    fake = tmp_path / "fake-python"
+    fake.write_text("#!/bin/sh\nexec sleep 600\n")
+    fake.chmod(0o755)
+    with gatekit.private_tmpfs() as fs:
+        apps, config = gatekit.layout(fs)
+        table = build_table(apps, gatekit.access(blocked=["org.example.Game"]), config, 1)
+        sup = GateSupervisor([str(fs)], table, python=str(fake), ready_timeout=0.5)
+        began = time.monotonic()
+        with pytest.raises(GateStartError, match=r"did not get ready within 0\.5 s"):
+            sup.start()
+        assert time.monotonic() - began < 5
+        assert sup._proc is not None and sup._proc.returncode == -signal.SIGKILL
+        # The group was released: execs are not left waiting on a gate that never came.
+        assert _finish(_exec(str(fs / "apps" / "game")), timeout=10) == 0
