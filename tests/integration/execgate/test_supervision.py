@@ -265,3 +265,37 @@ def test_a_gate_that_never_gets_ready_is_killed_and_nothing_freezes(tmp_path: Pa
         assert sup._proc is not None and sup._proc.returncode == -signal.SIGKILL
         # The group was released: execs are not left waiting on a gate that never came.
         assert _finish(_exec(str(fs / "apps" / "game")), timeout=10) == 0
+
+
+def test_repeated_failed_restarts_release_the_group_then_recover(tmp_path: Path) -> None:
+    """The device must not freeze if the gate cannot come back: after `max_failures`
+    failed starts the group is released (execs pass, the session stays locked), and a
+    later successful start enforces again with fail_open reported."""
+    fake = tmp_path / "fake-python"
+    fake.write_text("#!/bin/sh\nexec sleep 600\n")
+    fake.chmod(0o755)
+    with gatekit.private_tmpfs() as fs:
+        apps, config = gatekit.layout(fs)
+        table = build_table(apps, gatekit.access(blocked=["org.example.Game"]), config, 1)
+        rec = Recorder()
+        sup = GateSupervisor(
+            [str(fs)], table, None, rec.outage, ready_timeout=0.5, max_failures=2, ping_timeout=600
+        )
+        sup.start()
+        try:
+            game = str(fs / "apps" / "game")
+            assert _finish(_exec(game)) == 126
+            sup.python = str(fake)  # every restart from now on hangs before "ready"
+            gate_pid = sup.pid
+            assert gate_pid is not None
+            os.kill(gate_pid, signal.SIGKILL)
+            waiting = _exec(game)
+            assert _finish(waiting, timeout=30) == 0, "released after two failed starts"
+            sup.python = sys.executable
+            assert rec.ended.wait(OUTAGE_BOUND_S)
+            start, end = rec.outages
+            assert start.started and not end.started and end.fail_open
+            assert sup.restarts >= 3
+            assert _finish(_exec(game)) == 126
+        finally:
+            sup.stop()
