@@ -61,6 +61,14 @@ class ExeMapIdentifier:
         self._apps = {os.path.realpath(k): v for k, v in apps_by_exe.items()}
         self._proc = proc
 
+    @classmethod
+    def from_catalogue(
+        cls, apps_by_exe: Mapping[str, frozenset[str]], proc: Path = Path("/proc")
+    ) -> ExeMapIdentifier:
+        """From `agent.os.catalogue.apps_by_executable`: an executable shared by several
+        apps (a launcher, an interpreter) names none of them, so it is left out."""
+        return cls({exe: next(iter(ids)) for exe, ids in apps_by_exe.items() if len(ids) == 1}, proc)
+
     def identify(self, pid: int, uid: int) -> str | None:
         exe = exe_of(pid, self._proc)
         return None if exe is None else self._apps.get(exe)

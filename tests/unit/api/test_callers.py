@@ -33,3 +33,11 @@ def test_exe_map_identifies_this_process_by_its_real_executable() -> None:
     assert ident.identify(os.getpid(), os.getuid()) == "org.example.Python"
     assert ExeMapIdentifier({"/usr/bin/true": "x"}).identify(os.getpid(), 0) is None
     assert ExeMapIdentifier({exe: "x"}).identify(2**22 + 12345, 0) is None  # no such pid
+
+
+def test_from_catalogue_leaves_shared_executables_out() -> None:
+    exe = os.path.realpath(sys.executable)
+    shared = ExeMapIdentifier.from_catalogue({exe: frozenset({"org.a", "org.b"})})
+    assert shared.identify(os.getpid(), os.getuid()) is None
+    single = ExeMapIdentifier.from_catalogue({exe: frozenset({"org.a"})})
+    assert single.identify(os.getpid(), os.getuid()) == "org.a"
