@@ -276,3 +276,24 @@ async def test_a_broken_ledger_gives_a_clear_failure_not_a_timeout(harness: Harn
                                        "string:gems", "string:k")
     assert rc != 0
     assert "org.freedesktop.DBus.Error.Failed" in err and "unavailable" in err
+
+
+def test_documented_interface_matches_the_service() -> None:
+    """config/dbus/org.minormode.Payments1.xml and the exported interface agree."""
+    import xml.etree.ElementTree as ET
+
+    from agent.api.payments import _Interface
+
+    doc = Path(__file__).parents[3] / "config" / "dbus" / "org.minormode.Payments1.xml"
+    iface = ET.parse(doc).getroot().find("interface")
+    assert iface is not None
+    documented = {
+        (m.tag, m.get("name")): [(a.get("direction", "out"), a.get("type")) for a in m]
+        for m in iface
+    }
+    live = _Interface().introspect()
+    exported = {("method", m.name): [(a.direction.value, a.signature) for a in m.in_args]
+                + [("out", a.signature) for a in m.out_args] for m in live.methods}
+    exported |= {("signal", s.name): [("out", a.signature) for a in s.args]
+                 for s in live.signals}
+    assert documented == exported
