@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import sqlite3
 import struct
 import threading
@@ -195,8 +196,7 @@ class _OpenSegment:
     id: int
     uid: str
     opened_at: int
-    aead: AESGCM
-    key: bytes = field(repr=False)
+    aead: AESGCM  # the only holder of the segment key; dropped when the segment closes
     records: int = 0
     first_seq: int | None = None  # first and last seq appended to it by this object
     last_seq: int | None = None
@@ -247,6 +247,8 @@ class Journal:
         self._db = sqlite3.connect(
             path, isolation_level=None, timeout=30.0, check_same_thread=False
         )
+        if writer:
+            os.chmod(path, 0o600)  # SQLite gives the -wal and -shm files the same mode
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -350,7 +352,7 @@ class Journal:
             "INSERT INTO segment_keys (segment_id, recipient, role, wrapped) VALUES (?,?,?,?)",
             [(seg_id, rid, role, w) for rid, role, w in wraps],
         )
-        return _OpenSegment(seg_id, uid, now, AESGCM(key), key)
+        return _OpenSegment(seg_id, uid, now, AESGCM(key))
 
     @_locked
     def close_segment(self) -> None:

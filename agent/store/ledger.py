@@ -13,6 +13,7 @@ from the purchase's UTC instant; `now` is always passed in.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import uuid
@@ -132,6 +133,7 @@ class Ledger:
         self._db = sqlite3.connect(
             path, isolation_level=None, timeout=30.0, check_same_thread=False
         )
+        os.chmod(path, 0o600)  # purchases are the child's data; -wal/-shm inherit the mode
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)

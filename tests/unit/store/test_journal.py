@@ -395,3 +395,10 @@ def test_closed_segments_keep_one_checkpoint_and_stay_verifiable(
     report = journal.verify()
     assert (report.ok, report.first_bad) == (False, 1)  # named from the segment's start
     assert "1..6" in report.problem
+
+
+def test_files_are_private(journal: Journal, keys: Keys, clock: FakeClock) -> None:
+    journal.record(Event(EventKind.LOCK, clock.now, {}))
+    for suffix in ("", "-wal", "-shm"):
+        mode = Path(str(journal.path) + suffix).stat().st_mode & 0o777
+        assert mode == 0o600, f"{suffix or 'db'}: {oct(mode)}"

@@ -224,3 +224,9 @@ def test_retention_keeps_the_current_month(ledger: Ledger) -> None:
     assert ledger.totals(CAPS, TZ, now) == (0, 100)
     with pytest.raises(ValueError, match="retention_days"):
         ledger.apply_retention(0, TZ, now)
+
+
+def test_ledger_file_is_private(ledger: Ledger) -> None:
+    buy(ledger, 1, "k")
+    assert ledger.path.stat().st_mode & 0o777 == 0o600
+    assert Path(str(ledger.path) + "-wal").stat().st_mode & 0o777 == 0o600
