@@ -62,6 +62,7 @@ def _start_bus(tmp_path: Path, template: str) -> Iterator[str]:
     proc = subprocess.Popen(
         ["dbus-daemon", f"--config-file={config}", "--nofork", "--print-address"],
         stdout=subprocess.PIPE,
+        stderr=(tmp_path / "bus.log").open("w"),  # its notices, for a failing test to read
         text=True,
     )
     assert proc.stdout is not None
