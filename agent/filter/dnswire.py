@@ -337,3 +337,9 @@ def parent_offsets(wire: bytes) -> list[int]:
         out.append(pos)
         pos += wire[pos] + 1
     return out
+
+
+def build_query(name: str, qtype: int = TYPE_A, ident: int = 0x1234, edns: bool = False) -> bytes:
+    """A recursive query for `name` (clients, tests, health checks)."""
+    header = _HEADER.pack(ident, 0x0100, 1, 0, 0, 1 if edns else 0)
+    return header + encode_name(name) + _QFIXED.pack(qtype, CLASS_IN) + (OPT_RR if edns else b"")

@@ -116,7 +116,7 @@ class HashList:
         self._index = view[_HEADER.size : _HEADER.size + ((1 << bits) + 1) * 4].cast("I")
         self._table = view[start:].cast("Q")
         self._shift = 64 - bits
-        self.count = count
+        self.count = int(count)
         if self._index[len(self._index) - 1] != count:
             self.close()
             raise ListFileError(f"{path}: bucket index does not end at the hash count")

@@ -88,7 +88,7 @@ def domains_in_line(line: str) -> list[str]:
         if cut < 0:
             raise ValueError("adblock rule without '^' terminator")
         rest = body[cut + 1 :]
-        if rest and not rest.startswith("$"):
+        if (rest and not rest.startswith("$")) or "/" in body[:cut]:
             raise ValueError("adblock rule with a path or pattern is not a domain rule")
         return [body[:cut]]
     if text.startswith("@@") or text[0] in "/|" or "*" in text.replace("*.", "", 1):
