@@ -191,6 +191,7 @@ class DnsFilter:
                     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
                     self._register(s, self._on_client)
                     self.bound.append(s.getsockname()[:2])
+                    port = s.getsockname()[1]  # port 0: TCP takes the same port as UDP
                 else:
                     s.listen(128)
                     self._register(s, self._on_accept)

@@ -1,0 +1,222 @@
+"""The forwarder on loopback with a fake upstream: blocking, forwarding, ID rewriting,
+EDNS passthrough, failover, timeouts, TCP, SafeSearch rewriting, profile swaps, events."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.core.policy import YouTubeMode
+from agent.filter import dnswire as dw
+from agent.filter.fakeupstream import FakeUpstream
+from agent.filter.server import DnsFilter, FilterSettings
+from agent.store.events import EventKind, MemoryEventSink
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def ask(addr: tuple[str, int], msg: bytes, timeout: float = 3.0) -> bytes:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.sendto(msg, addr)
+        return s.recv(65535)
+
+
+def ask_tcp(addr: tuple[str, int], msg: bytes) -> bytes:
+    with socket.create_connection(addr, timeout=5) as s:
+        s.sendall(len(msg).to_bytes(2, "big") + msg)
+        head = s.recv(2, socket.MSG_WAITALL)
+        return s.recv(struct.unpack("!H", head)[0], socket.MSG_WAITALL)
+
+
+class Learner:
+    def __init__(self) -> None:
+        self.seen: list[tuple[bytes, int]] = []
+
+    def learn(self, addresses: Any) -> None:
+        self.seen.extend(addresses)
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeUpstream]:
+    up = FakeUpstream(overrides={"forcesafesearch.google.com": "216.239.38.120"}).start()
+    yield up
+    up.stop()
+
+
+@pytest.fixture
+def make_filter(
+    lists_dir: Path, upstream: FakeUpstream, mkprofile: Callable[..., Any]
+) -> Iterator[Callable[..., DnsFilter]]:
+    made: list[DnsFilter] = []
+
+    def make(upstreams: tuple[tuple[str, int], ...] | None = None, **kw: Any) -> DnsFilter:
+        settings_kw = {k: kw.pop(k) for k in ("timeout", "block_addresses") if k in kw}
+        settings = FilterSettings(
+            listen=(("127.0.0.1", 0),),
+            upstreams=upstreams or (upstream.addr,),
+            lists_dir=lists_dir,
+            **settings_kw,
+        )
+        events = kw.pop("events", None)
+        learner = kw.pop("learner", None)
+        flt = DnsFilter(settings, mkprofile(**kw), 1, events=events, learner=learner,
+                        clock=lambda: datetime(2026, 1, 1, tzinfo=UTC))
+        flt.start()
+        made.append(flt)
+        return flt
+
+    yield make
+    for flt in made:
+        flt.stop()
+
+
+def test_blocked_gets_nxdomain_without_asking_upstream(
+    make_filter: Callable[..., DnsFilter], upstream: FakeUpstream
+) -> None:
+    sink = MemoryEventSink()
+    flt = make_filter(events=sink)
+    for _ in range(3):
+        reply = ask(flt.bound[0], dw.build_query("www.Porn.example", ident=0x4242))
+        assert reply[:2] == b"\x42\x42" and reply[3] & 0xF == dw.NXDOMAIN
+    assert upstream.count == 0
+    deadline = time.monotonic() + 5
+    while flt.stats.events < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)  # three flush periods: repeated blocks must not add events
+    events = [e for e in sink.events if e.kind is EventKind.DNS_BLOCKED]
+    assert len(events) == 1  # rate-limited per domain
+    assert events[0].data == {"domain": "www.porn.example", "reason": "adult"}
+
+
+def test_allowed_is_forwarded_with_id_restored_and_edns_passed(
+    make_filter: Callable[..., DnsFilter], upstream: FakeUpstream
+) -> None:
+    flt = make_filter()
+    reply = ask(flt.bound[0], dw.build_query("Allowed.test", ident=0x0707, edns=True))
+    assert reply[:2] == b"\x07\x07"
+    rcode, _name, _t, records = dw.parse_response(reply)
+    assert rcode == dw.NOERROR and records[0].rdata == bytes([10, 20, 30, 40])
+    assert reply.endswith(dw.OPT_RR)  # upstream saw (and echoed) the OPT record
+    assert upstream.queries == [dw.encode_name("allowed.test")]
+
+
+def test_configured_block_address(make_filter: Callable[..., DnsFilter]) -> None:
+    flt = make_filter(block_addresses=(bytes(4), bytes(16)))
+    reply = ask(flt.bound[0], dw.build_query("casino.test"))
+    rcode, _n, _t, records = dw.parse_response(reply)
+    assert rcode == dw.NOERROR and [r.rdata for r in records] == [bytes(4)]
+
+
+def test_malformed_gets_formerr_and_is_not_forwarded(
+    make_filter: Callable[..., DnsFilter], upstream: FakeUpstream
+) -> None:
+    flt = make_filter()
+    bad = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\xc0\x0c\x00\x01\x00\x01"
+    reply = ask(flt.bound[0], bad)
+    assert reply[3] & 0xF == dw.FORMERR
+    assert upstream.count == 0 and flt.stats.malformed == 1
+
+
+def test_failover_to_the_second_upstream_and_servfail_when_all_fail(
+    make_filter: Callable[..., DnsFilter], upstream: FakeUpstream
+) -> None:
+    dead = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    dead.bind(("127.0.0.1", 0))  # bound, never answers
+    try:
+        flt = make_filter(upstreams=(dead.getsockname(), upstream.addr), timeout=0.3)
+        reply = ask(flt.bound[0], dw.build_query("fine.test"))
+        assert dw.parse_response(reply)[0] == dw.NOERROR
+        assert flt.stats.timeouts == 1
+        only_dead = make_filter(upstreams=(dead.getsockname(),), timeout=0.3)
+        reply = ask(only_dead.bound[0], dw.build_query("fine.test"))
+        assert reply[3] & 0xF == dw.SERVFAIL
+    finally:
+        dead.close()
+
+
+def test_spoofed_answer_with_wrong_question_is_ignored(
+    make_filter: Callable[..., DnsFilter], lists_dir: Path
+) -> None:
+    # An "upstream" that answers a different name first, then the right one.
+    fake = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    fake.bind(("127.0.0.1", 0))
+    fake.settimeout(3)
+    try:
+        flt = make_filter(upstreams=(fake.getsockname(),))
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        client.settimeout(3)
+        client.sendto(dw.build_query("real.test"), flt.bound[0])
+        query, src = fake.recvfrom(4096)
+        q = dw.parse_query(query)
+        evil = dw.with_question(query, q, dw.encode_name("evil.test"))
+        fake.sendto(dw.address_answer(evil, dw.parse_query(evil), (b"\x06\x06\x06\x06",), 9), src)
+        fake.sendto(dw.address_answer(query, q, (b"\x01\x01\x01\x01",), 9), src)
+        reply = client.recv(4096)
+        assert dw.parse_response(reply)[3][0].rdata == b"\x01\x01\x01\x01"
+        client.close()
+    finally:
+        fake.close()
+
+
+def test_tcp_blocked_and_forwarded(make_filter: Callable[..., DnsFilter]) -> None:
+    flt = make_filter()
+    addr = flt.bound[0]
+    assert ask_tcp(addr, dw.build_query("casino.test"))[3] & 0xF == dw.NXDOMAIN
+    reply = ask_tcp(addr, dw.build_query("ok.test", ident=0x5151))
+    assert reply[:2] == b"\x51\x51" and dw.parse_response(reply)[3][0].rdata == bytes(
+        [10, 20, 30, 40])
+
+
+def test_safesearch_cname_over_udp_and_tcp(
+    make_filter: Callable[..., DnsFilter], upstream: FakeUpstream
+) -> None:
+    flt = make_filter(safesearch=True, youtube=YouTubeMode.STRICT)
+    for reply in (ask(flt.bound[0], dw.build_query("www.google.fr")),
+                  ask_tcp(flt.bound[0], dw.build_query("www.google.fr"))):
+        rcode, qname, _t, records = dw.parse_response(reply)
+        assert qname == dw.encode_name("www.google.fr")
+        assert records[0].rtype == dw.TYPE_CNAME
+        assert records[0].rdata == dw.encode_name("forcesafesearch.google.com")
+        assert records[1].rdata == bytes([216, 239, 38, 120])
+    assert dw.encode_name("www.google.fr") not in upstream.queries
+
+
+def test_set_profile_swaps_decisions_and_cache(
+    make_filter: Callable[..., DnsFilter], mkprofile: Callable[..., Any]
+) -> None:
+    flt = make_filter()
+    addr = flt.bound[0]
+    assert ask(addr, dw.build_query("chat.social.test"))[3] & 0xF == dw.NOERROR
+    flt.set_profile(mkprofile(block=("social",)), 2)
+    assert flt.version == 2
+    assert ask(addr, dw.build_query("chat.social.test"))[3] & 0xF == dw.NXDOMAIN
+    flt.set_profile(mkprofile(allowlist_only=True, allow=("school.test",)), 3)
+    assert ask(addr, dw.build_query("ok.test"))[3] & 0xF == dw.NXDOMAIN
+    assert ask(addr, dw.build_query("www.school.test"))[3] & 0xF == dw.NOERROR
+
+
+def test_allowlist_only_learns_addresses_before_answering(
+    make_filter: Callable[..., DnsFilter]
+) -> None:
+    learner = Learner()
+    flt = make_filter(allowlist_only=True, allow=("school.test",), learner=learner)
+    ask(flt.bound[0], dw.build_query("www.school.test"))
+    ask(flt.bound[0], dw.build_query("www.school.test", dw.TYPE_AAAA))
+    assert learner.seen == [(bytes([10, 20, 30, 40]), 300), (socket.inet_pton(
+        socket.AF_INET6, "fd00::40"), 300)]
+
+
+def test_bad_listen_address_is_a_clear_error(lists_dir: Path, mkprofile: Callable[..., Any]) -> None:
+    settings = FilterSettings(listen=(("192.0.2.1", 53),), upstreams=(("127.0.0.1", 9),),
+                              lists_dir=lists_dir)
+    flt = DnsFilter(settings, mkprofile(), 1)
+    with pytest.raises(OSError, match=r"192\.0\.2\.1:53"):
+        flt.open()
