@@ -283,3 +283,43 @@ class NftSetLearner:
     def learn(self, addresses: Sequence[tuple[bytes, int]]) -> None:
         for doc in learn_commands(addresses):
             self.nft.run(doc)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m agent.filter.nft apply|remove|show ...` (tests, QEMU runs, operators)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m agent.filter.nft")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    ap = sub.add_parser("apply", help="install or replace the inet minormode table")
+    ap.add_argument("--child-uid", type=int, action="append", required=True)
+    ap.add_argument("--port", type=int, required=True, help="the DNS filter's port on loopback")
+    ap.add_argument("--allowlist-only", action="store_true")
+    ap.add_argument("--doh", action="append", default=[], help="extra DoH resolver address")
+    sub.add_parser("remove", help="delete the table")
+    sub.add_parser("show", help="print the JSON the apply command would load")
+    args = parser.parse_args(argv)
+    try:
+        if args.cmd == "remove":
+            remove()
+            return 0
+        settings = NftSettings(
+            child_uids=tuple(getattr(args, "child_uid", None) or (65534,)),
+            filter_port=getattr(args, "port", 53) or 53,
+            doh4=DEFAULT_DOH4 + tuple(a for a in getattr(args, "doh", []) if ":" not in a),
+            doh6=DEFAULT_DOH6 + tuple(a for a in getattr(args, "doh", []) if ":" in a),
+            allowlist_only=getattr(args, "allowlist_only", False),
+        )
+        if args.cmd == "show":
+            print(json.dumps(ruleset(settings), indent=1))
+            return 0
+        apply(settings)
+    except (ValueError, NftError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
