@@ -26,6 +26,7 @@ class FakeUpstream:
     def __init__(
         self,
         host: str = "127.0.0.1",
+        *,
         port: int = 0,
         address4: str = "10.20.30.40",
         address6: str = "fd00::40",
@@ -133,12 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     host, _, port = args.listen.rpartition(":")
     overrides = dict(m.split("=", 1) for m in args.map)
-    up = FakeUpstream(host.strip("[]"), int(port), overrides=overrides, record=False)
+    up = FakeUpstream(host.strip("[]"), port=int(port), overrides=overrides, record=False)
     print(f"fake upstream on {host}:{up.port}", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         up.serve()
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

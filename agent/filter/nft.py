@@ -16,11 +16,13 @@ binding is not importable from a venv, and it is itself only a ctypes wrapper.
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import ipaddress
 import json
 import shutil
 import subprocess
+import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -287,9 +289,6 @@ class NftSetLearner:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m agent.filter.nft apply|remove|show ...` (tests, QEMU runs, operators)."""
-    import argparse
-    import sys
-
     parser = argparse.ArgumentParser(prog="python -m agent.filter.nft")
     sub = parser.add_subparsers(dest="cmd", required=True)
     ap = sub.add_parser("apply", help="install or replace the inet minormode table")

@@ -172,7 +172,8 @@ class DnsFilter:
         """Bind every socket (raises OSError naming the address if one cannot be bound)."""
         ep = select.epoll()
         self._epoll = ep
-        for host, port in self.settings.listen:
+        for host, wanted_port in self.settings.listen:
+            port = wanted_port
             fam = _family(host)
             for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
                 s = socket.socket(fam, kind)

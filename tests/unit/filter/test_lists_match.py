@@ -89,7 +89,7 @@ def test_compile_all_rejects_unknown_categories_and_writes_nothing(tmp_path: Pat
 def test_corrupt_list_files_are_refused_with_the_path(tmp_path: Path) -> None:
     bad = tmp_path / "adult.mmdl"
     bad.write_bytes(b"not a list file at all, no no no")
-    with pytest.raises(ListFileError, match="adult.mmdl"):
+    with pytest.raises(ListFileError, match=r"adult\.mmdl"):
         HashList(bad)
     good_src = tmp_path / "s"
     good_src.mkdir()

@@ -181,7 +181,7 @@ def test_safesearch_cname_over_udp_and_tcp(
     flt = make_filter(safesearch=True, youtube=YouTubeMode.STRICT)
     for reply in (ask(flt.bound[0], dw.build_query("www.google.fr")),
                   ask_tcp(flt.bound[0], dw.build_query("www.google.fr"))):
-        rcode, qname, _t, records = dw.parse_response(reply)
+        _rcode, qname, _t, records = dw.parse_response(reply)
         assert qname == dw.encode_name("www.google.fr")
         assert records[0].rtype == dw.TYPE_CNAME
         assert records[0].rdata == dw.encode_name("forcesafesearch.google.com")
@@ -214,7 +214,9 @@ def test_allowlist_only_learns_addresses_before_answering(
         socket.AF_INET6, "fd00::40"), 300)]
 
 
-def test_bad_listen_address_is_a_clear_error(lists_dir: Path, mkprofile: Callable[..., Any]) -> None:
+def test_bad_listen_address_is_a_clear_error(
+    lists_dir: Path, mkprofile: Callable[..., Any]
+) -> None:
     settings = FilterSettings(listen=(("192.0.2.1", 53),), upstreams=(("127.0.0.1", 9),),
                               lists_dir=lists_dir)
     flt = DnsFilter(settings, mkprofile(), 1)
