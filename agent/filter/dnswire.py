@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 # RCODEs
 NOERROR = 0
@@ -53,9 +54,8 @@ class WireError(ValueError):
         self.rcode = rcode
 
 
-@dataclass(frozen=True, slots=True)
-class Question:
-    """The single question of a query.
+class Question(NamedTuple):
+    """The single question of a query (a tuple: cheap to make on the hot path).
 
     `qname` is the lowercase, uncompressed wire name; `end` the offset just past the
     question in the original message (so `msg[12:end]` is the question as sent, case and

@@ -21,8 +21,12 @@ import os
 import struct
 from bisect import bisect_left
 from collections.abc import Iterable
-from hashlib import blake2b
 from pathlib import Path
+
+try:  # the builtin module: importing hashlib would also map OpenSSL (~2 MiB RSS)
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - every CPython build has _blake2
+    from hashlib import blake2b
 
 MAGIC = b"MMDLIST\x00"
 VERSION = 1

@@ -12,13 +12,14 @@ Source layout: `SRC/<category>.txt` and/or `SRC/<category>/*` (every file in it)
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.filter.dnswire import encode_name
 from agent.filter.hashlist import SUFFIX, encode, name_hash, write_atomic
+from agent.filter.match import GUARDIAN_ALLOW, GUARDIAN_BLOCK
+from agent.filter.names import normalize_domain
 
 CATEGORIES: tuple[str, ...] = (
     "adult",
@@ -31,11 +32,8 @@ CATEGORIES: tuple[str, ...] = (
     "social",
     "video",
 )
-GUARDIAN_BLOCK = "guardian-block"
-GUARDIAN_ALLOW = "guardian-allow"
 ALL_LISTS: tuple[str, ...] = (*CATEGORIES, GUARDIAN_BLOCK, GUARDIAN_ALLOW)
 
-_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 _HOSTS_IGNORED = frozenset(
     {"localhost", "localhost.localdomain", "local", "broadcasthost", "ip6-localhost",
      "ip6-loopback", "ip6-localnet", "ip6-mcastprefix", "ip6-allnodes", "ip6-allrouters",
@@ -48,33 +46,6 @@ Progress = Callable[[str], None]
 
 class ListSourceError(ValueError):
     """A source cannot be compiled; the message names the file (and line)."""
-
-
-def normalize_domain(raw: str) -> str:
-    """Lowercase, strip a trailing dot and a leading '*.', IDNA-encode; ValueError if invalid."""
-    name = raw.strip().lower().rstrip(".")
-    if name.startswith("*."):
-        name = name[2:]
-    if not name:
-        raise ValueError("empty domain")
-    if not name.isascii():
-        try:
-            name = name.encode("idna").decode("ascii")
-        except UnicodeError as exc:
-            raise ValueError(f"not a valid internationalised domain: {exc}") from None
-    if len(name) > 253:
-        raise ValueError("longer than 253 characters")
-    labels = name.split(".")
-    if len(labels) < 2:
-        raise ValueError("a single label is not a domain")
-    for label in labels:
-        if not _LABEL.match(label):
-            raise ValueError(f"invalid label {label!r}")
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return name
-    raise ValueError("an IP address is not a domain")
 
 
 def domains_in_line(line: str) -> list[str]:

@@ -13,13 +13,15 @@ from pathlib import Path
 from agent.core.policy import FilterProfile, YouTubeMode
 from agent.filter.dnswire import encode_name
 from agent.filter.hashlist import SUFFIX, HashList, name_hash
-from agent.filter.lists import GUARDIAN_ALLOW, GUARDIAN_BLOCK, normalize_domain
+from agent.filter.names import normalize_domain
 from agent.filter.safesearch import CANARY_NAMES, TARGET_NAMES, SafeSearch
 
 FORWARD = 0
 BLOCK = 1
 REWRITE = 2
 
+GUARDIAN_BLOCK = "guardian-block"  # list names, as in agent.filter.lists
+GUARDIAN_ALLOW = "guardian-allow"
 REASON_ALLOWLIST_ONLY = "allowlist-only"
 REASON_GUARDIAN = "guardian"
 REASON_BYPASS = "bypass"

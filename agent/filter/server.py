@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import logging
 import random
@@ -23,7 +24,6 @@ import struct
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,7 +33,6 @@ from typing import Protocol
 from agent.core.policy import FilterProfile, YouTubeMode
 from agent.filter import dnswire as dw
 from agent.filter.match import BLOCK, REWRITE, VERDICT_FORWARD, ListStore, Matcher, Verdict
-from agent.filter.nft import NftSetLearner
 from agent.store.events import Event, EventKind, EventSink
 
 log = logging.getLogger(__name__)
@@ -56,7 +55,7 @@ class FilterSettings:
     timeout: float = 1.5  # per upstream attempt
     block_addresses: tuple[bytes, ...] = ()  # empty: NXDOMAIN; else A/AAAA with these
     block_ttl: int = 60
-    cache_size: int = 65536
+    cache_size: int = 16384
     event_interval: float = 60.0  # at most one DNS_BLOCKED event per name this often
     tcp_connections: int = 64
 
@@ -133,7 +132,6 @@ class DnsFilter:
         self._last_event: dict[bytes, float] = {}
         self._event_queue: list[tuple[bytes, str]] = []
         self._pending: dict[int, _Pending] = {}
-        self._timeouts: deque[tuple[float, int, _Pending]] = deque()
         self._preferred = 0
         self._running = False
         self._thread: threading.Thread | None = None
@@ -162,8 +160,7 @@ class DnsFilter:
         if v is None:
             v = self._matcher.verdict(wire)
             if len(cache) >= self.settings.cache_size:
-                with contextlib.suppress(StopIteration, KeyError, RuntimeError):
-                    del cache[next(iter(cache))]
+                cache.clear()  # O(1) amortised; FIFO eviction from a dict degrades to O(n)
             cache[wire] = v
         return v
 
@@ -263,13 +260,12 @@ class DnsFilter:
                 self._flush_events()
 
     def _tick(self, now: float) -> None:
-        timeouts = self._timeouts
-        while timeouts and timeouts[0][0] <= now:
-            _deadline, ident, entry = timeouts.popleft()
-            if self._pending.get(ident) is entry:
-                del self._pending[ident]
-                self.stats.timeouts += 1
-                self._retry(entry, now)
+        pending = self._pending
+        expired = [(i, e) for i, e in pending.items() if e.deadline <= now]
+        for ident, entry in expired:
+            del pending[ident]
+            self.stats.timeouts += 1
+            self._retry(entry, now)
         self._flush_events()
 
     def _flush_events(self) -> None:
@@ -321,6 +317,8 @@ class DnsFilter:
         return dw.nxdomain(data, q)
 
     def _note_blocked(self, wire: bytes, reason: str) -> None:
+        if self.events is None:
+            return
         now = time.monotonic()
         last = self._last_event.get(wire)
         if last is not None and now - last < self.settings.event_interval:
@@ -352,7 +350,6 @@ class DnsFilter:
     def _send_upstream(self, ident: int, entry: _Pending, now: float) -> None:
         entry.deadline = now + self.settings.timeout
         self._pending[ident] = entry
-        self._timeouts.append((entry.deadline, ident, entry))
         self.stats.forwarded += 1
         try:
             self._upstream_socks[entry.upstream].send(entry.sent)
@@ -597,7 +594,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--nft-learn", action="store_true",
                         help="allowlist-only: add answer addresses to the nft allow sets")
     parser.add_argument("--ready-file", type=Path, help="write the bound addresses here")
-    parser.add_argument("--cache-size", type=int, default=65536)
+    parser.add_argument("--cache-size", type=int, default=16384)
     parser.add_argument("--timeout", type=float, default=1.5)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -614,8 +611,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     learner: AddressLearner | None = None
-    if args.nft_learn:
-        learner = NftSetLearner()
+    if args.nft_learn:  # imported only when used: ctypes and subprocess cost RSS
+        learner = importlib.import_module("agent.filter.nft").NftSetLearner()
     sink = JsonLinesEventSink(args.events) if args.events else None
     try:
         flt = DnsFilter(settings, profile, args.version, events=sink, learner=learner)
