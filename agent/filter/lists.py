@@ -11,15 +11,13 @@ Source layout: `SRC/<category>.txt` and/or `SRC/<category>/*` (every file in it)
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.filter.dnswire import encode_name
 from agent.filter.hashlist import SUFFIX, encode, name_hash, write_atomic
 from agent.filter.match import GUARDIAN_ALLOW, GUARDIAN_BLOCK
-from agent.filter.names import normalize_domain
+from agent.filter.names import looks_like_ip, normalize_domain, wire_name
 
 CATEGORIES: tuple[str, ...] = (
     "adult",
@@ -70,11 +68,9 @@ def domains_in_line(line: str) -> list[str]:
     tokens = text.split()
     if not tokens:
         return []
-    try:
-        ipaddress.ip_address(tokens[0])
-    except ValueError:
+    if not looks_like_ip(tokens[0]):
         if len(tokens) != 1:
-            raise ValueError("more than one word on a plain domain line") from None
+            raise ValueError("more than one word on a plain domain line")
         return tokens
     return [t for t in tokens[1:] if t.lower() not in _HOSTS_IGNORED]
 
@@ -133,7 +129,7 @@ def read_sources(
 
 def minimal_hashes(domains: Iterable[str]) -> tuple[list[int], int]:
     """Hashes of the names not covered by a listed parent, and how many unique names came in."""
-    wires = {encode_name(d) for d in domains}
+    wires = {wire_name(d) for d in domains}
     full = {name_hash(w) for w in wires}
     kept: list[int] = []
     for wire in wires:

@@ -113,11 +113,15 @@ class Matcher:
         """The verdict for a lowercase wire name: allow lists first, then blocks."""
         if wire in CANARY_NAMES:
             return VERDICT_BYPASS
+        # The name and each parent except the top-level label: lists never hold a bare
+        # TLD (the compiler and `normalize_domain` require two labels).
         hashes = []
         pos = 0
-        while wire[pos]:
+        nxt = wire[0] + 1
+        while wire[0] and wire[nxt]:
             hashes.append(name_hash(wire[pos:]))
-            pos += wire[pos] + 1
+            pos = nxt
+            nxt += wire[nxt] + 1
         allowed = False
         allow_set = self._allow_set
         for h in hashes:

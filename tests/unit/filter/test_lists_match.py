@@ -174,3 +174,13 @@ def test_safesearch_rewrites(lists_dir: Path, mkprofile: Callable[..., Any]) -> 
     assert strict.verdict(dw.encode_name("www.google.com")).action == FORWARD  # engines off
     off = Matcher(mkprofile(), 3, store)
     assert off.verdict(dw.encode_name("www.youtube.com")).action == FORWARD
+
+
+def test_root_and_single_label_names(lists_dir: Path, mkprofile: Callable[..., Any]) -> None:
+    store = ListStore(lists_dir)
+    m = Matcher(mkprofile(), 1, store)
+    assert m.verdict(b"\x00").action == FORWARD
+    assert verdict(m, "example") == (FORWARD, "")
+    only = Matcher(mkprofile(allowlist_only=True), 2, store)
+    assert only.verdict(b"\x00").action == BLOCK
+    assert verdict(only, "com") == (BLOCK, "allowlist-only")
