@@ -594,6 +594,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--nft-learn", action="store_true",
                         help="allowlist-only: add answer addresses to the nft allow sets")
     parser.add_argument("--ready-file", type=Path, help="write the bound addresses here")
+    parser.add_argument("--child-uid", type=int, action="append",
+                        help="also install the nft table for this uid (removed on exit)")
     parser.add_argument("--cache-size", type=int, default=16384)
     parser.add_argument("--timeout", type=float, default=1.5)
     args = parser.parse_args(argv)
@@ -610,10 +612,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    sink = JsonLinesEventSink(args.events) if args.events else None
+    if args.child_uid:
+        return _run_with_table(args, settings, profile, sink)
     learner: AddressLearner | None = None
     if args.nft_learn:  # imported only when used: ctypes and subprocess cost RSS
         learner = importlib.import_module("agent.filter.nft").NftSetLearner()
-    sink = JsonLinesEventSink(args.events) if args.events else None
     try:
         flt = DnsFilter(settings, profile, args.version, events=sink, learner=learner)
         flt.open()
@@ -629,6 +633,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         flt._loop()
     finally:
         flt.close()
+    return 0
+
+
+def _run_with_table(
+    args: argparse.Namespace,
+    settings: FilterSettings,
+    profile: FilterProfile,
+    sink: EventSink | None,
+) -> int:
+    """The filter plus the nft table, as the daemon runs them (NetworkFilter)."""
+    service = importlib.import_module("agent.filter.service")
+    nft = importlib.import_module("agent.filter.nft")
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    try:
+        net = service.NetworkFilter(settings, tuple(args.child_uid), events=sink)
+        net.start(profile, args.version)
+    except (ValueError, OSError, nft.NftError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.ready_file:
+            args.ready_file.write_text(json.dumps([list(a) for a in net.dns.bound]))
+        done.wait()
+    finally:
+        net.stop()
     return 0
 
 

@@ -71,7 +71,8 @@ class Netns:
         out = self.run(sys.executable, "-m", "agent.filter.nft", *args, check=False)
         assert out.returncode == 0, out.stderr
 
-    def start_filter(self, profile: dict[str, object], lists: Path) -> subprocess.Popen[str]:
+    def start_filter(self, profile: dict[str, object], lists: Path,
+                     *extra: str) -> subprocess.Popen[str]:
         prof = self.tmp / f"profile-{uuid.uuid4().hex}.json"
         prof.write_text(json.dumps(profile))
         ready = self.tmp / f"ready-{uuid.uuid4().hex}"
@@ -79,7 +80,7 @@ class Netns:
                        "--upstream", "10.53.0.1:53", "--listen", f"127.0.0.1:{PORT}",
                        "--listen", f"[::1]:{PORT}", "--profile-json", str(prof),
                        "--ready-file", str(ready), "--nft-learn",
-                       "--events", str(self.tmp / "events.jsonl"))
+                       "--events", str(self.tmp / "events.jsonl"), *extra)
         deadline = time.monotonic() + 20
         while not ready.exists():
             if p.poll() is not None:
@@ -195,3 +196,18 @@ def test_remove_leaves_no_table(netns: Netns) -> None:
     netns.nft("remove")  # idempotent
     assert "minormode" not in netns.run("nft", "list", "tables").stdout
     assert netns.probe(CHILD, [["tcp", "10.99.0.1", 443]]) == ["ok"]
+
+
+def test_filter_with_its_own_table_removes_it_on_exit(netns: Netns, lists: Path) -> None:
+    flt = netns.start_filter({"block_categories": ["adult"]}, lists, "--child-uid", str(CHILD))
+    try:
+        child = netns.probe(CHILD, [["dns", "10.53.0.1", 53, "blocked.test"],
+                                    ["tcp", "10.53.0.1", 853]])
+        tables = netns.run("nft", "list", "tables").stdout
+    finally:
+        netns.stop(flt)
+    assert child == ["rcode3", "ECONNREFUSED"]
+    assert "inet minormode" in tables
+    assert flt.returncode == 0
+    assert "minormode" not in netns.run("nft", "list", "tables").stdout
+    assert netns.probe(CHILD, [["dns", "10.53.0.1", 53, "blocked.test"]]) == ["10.20.30.40"]
