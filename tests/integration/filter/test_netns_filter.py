@@ -211,3 +211,10 @@ def test_filter_with_its_own_table_removes_it_on_exit(netns: Netns, lists: Path)
     assert flt.returncode == 0
     assert "minormode" not in netns.run("nft", "list", "tables").stdout
     assert netns.probe(CHILD, [["dns", "10.53.0.1", 53, "blocked.test"]]) == ["10.20.30.40"]
+
+
+def test_network_filter_follows_allowlist_only_switch(netns: Netns, lists: Path) -> None:
+    out = netns.run(sys.executable, str(HERE / "networkfilter_script.py"), str(lists))
+    assert json.loads(out.stdout) == {
+        "start": False, "allowlist": True, "version": 2, "relaxed": False, "stopped": False,
+    }
