@@ -95,6 +95,10 @@ class _Pending:
     deadline: float
 
 
+_COUNTS = b"\x00\x01\x00\x00\x00\x00\x00\x00"
+_COUNTS_EDNS = b"\x00\x01\x00\x00\x00\x00\x00\x01"
+
+
 def _parse_addr(text: str) -> Address:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit():
@@ -160,7 +164,8 @@ class DnsFilter:
         if v is None:
             v = self._matcher.verdict(wire)
             if len(cache) >= self.settings.cache_size:
-                cache.clear()  # O(1) amortised; FIFO eviction from a dict degrades to O(n)
+                # Start afresh (amortised O(1); FIFO eviction from a dict degrades to O(n)).
+                cache = self._cache = {}
             cache[wire] = v
         return v
 
@@ -285,6 +290,9 @@ class DnsFilter:
         sendto = sock.sendto
         parse = dw.parse_query
         stats = self.stats
+        cache = self._cache
+        nx = not self.settings.block_addresses
+        events = self.events is not None
         for _ in range(512):
             try:
                 data, addr = recvfrom(4096)
@@ -299,14 +307,32 @@ class DnsFilter:
                     with contextlib.suppress(OSError):
                         sendto(dw.error_response(data, exc.rcode), addr)
                 continue
-            v = self._cache.get(q.qname)
+            qname = q[0]
+            v = cache.get(qname)
             if v is None:
-                v = self.verdict(q.qname)
+                v = self.verdict(qname)
+                cache = self._cache  # verdict() may have replaced a full cache
+            elif cache is not self._cache:  # a profile swap happened meanwhile
+                cache = self._cache
+                v = self.verdict(qname)
             if v.action == BLOCK:
                 stats.blocked += 1
-                with contextlib.suppress(OSError):
-                    sendto(self._blocked_answer(data, q), addr)
-                self._note_blocked(q.qname, v.reason)
+                if nx:
+                    # Inline NXDOMAIN (same bytes as dw.nxdomain): the hottest path.
+                    end = q[3]
+                    reply = (
+                        data[:2] + bytes((0x80 | (data[2] & 0x79), 0x83))
+                        + (_COUNTS_EDNS + data[12:end] + dw.OPT_RR if q[4]
+                           else _COUNTS + data[12:end])
+                    )
+                else:
+                    reply = self._blocked_answer(data, q)
+                try:  # noqa: SIM105 - contextlib.suppress costs an object per query here
+                    sendto(reply, addr)
+                except OSError:
+                    pass
+                if events:
+                    self._note_blocked(qname, v.reason)
                 continue
             self._forward(sock, addr, data, q, v)
 

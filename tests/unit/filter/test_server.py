@@ -96,6 +96,15 @@ def test_blocked_gets_nxdomain_without_asking_upstream(
     assert events[0].data == {"domain": "www.porn.example", "reason": "adult"}
 
 
+def test_fast_path_nxdomain_is_the_reference_answer(
+    make_filter: Callable[..., DnsFilter]
+) -> None:
+    flt = make_filter()
+    for edns in (False, True):
+        query = dw.build_query("WWW.casino.test", dw.TYPE_AAAA, ident=0x0102, edns=edns)
+        assert ask(flt.bound[0], query) == dw.nxdomain(query, dw.parse_query(query))
+
+
 def test_allowed_is_forwarded_with_id_restored_and_edns_passed(
     make_filter: Callable[..., DnsFilter], upstream: FakeUpstream
 ) -> None:
