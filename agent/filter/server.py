@@ -24,6 +24,7 @@ import struct
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -134,7 +135,8 @@ class DnsFilter:
         self._matcher = Matcher(profile, version, self.store)
         self._cache: dict[bytes, Verdict] = {}
         self._last_event: dict[bytes, float] = {}
-        self._event_queue: list[tuple[bytes, str]] = []
+        self._event_queue: list[tuple[bytes, str]] = []  # loop thread only
+        self._tcp_events: deque[tuple[bytes, str]] = deque()  # from TCP threads
         self._pending: dict[int, _Pending] = {}
         self._preferred = 0
         self._running = False
@@ -261,7 +263,7 @@ class DnsFilter:
             if now >= next_tick:
                 self._tick(now)
                 next_tick = now + 0.1
-            elif self._event_queue:
+            elif self._event_queue or self._tcp_events:
                 self._flush_events()
 
     def _tick(self, now: float) -> None:
@@ -274,6 +276,9 @@ class DnsFilter:
         self._flush_events()
 
     def _flush_events(self) -> None:
+        tcp = self._tcp_events
+        while tcp:
+            self._note_blocked(*tcp.popleft())  # rate-limited here, in the loop thread
         queue, self._event_queue = self._event_queue, []
         if self.events is None or not queue:
             return
@@ -512,8 +517,9 @@ class DnsFilter:
         return data[:2] + reply[2:]
 
     def _note_blocked_threadsafe(self, wire: bytes, reason: str) -> None:
-        # list.append is atomic; the loop thread drains the queue.
-        self._event_queue.append((wire, reason))
+        # deque.append/popleft are thread-safe; the loop thread drains and rate-limits.
+        if self.events is not None:
+            self._tcp_events.append((wire, reason))
         with contextlib.suppress(OSError):
             self._wake_w.send(b"e")
 

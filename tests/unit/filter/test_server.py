@@ -231,3 +231,17 @@ def test_bad_listen_address_is_a_clear_error(
     flt = DnsFilter(settings, mkprofile(), 1)
     with pytest.raises(OSError, match=r"192\.0\.2\.1:53"):
         flt.open()
+
+
+def test_tcp_blocks_are_events_too_and_rate_limited(
+    make_filter: Callable[..., DnsFilter]
+) -> None:
+    sink = MemoryEventSink()
+    flt = make_filter(events=sink)
+    for _ in range(3):
+        assert ask_tcp(flt.bound[0], dw.build_query("casino.test"))[3] & 0xF == dw.NXDOMAIN
+    deadline = time.monotonic() + 5
+    while flt.stats.events < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    assert [e.data for e in sink.events] == [{"domain": "casino.test", "reason": "gambling"}]
