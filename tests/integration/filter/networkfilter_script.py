@@ -26,7 +26,7 @@ def main() -> int:
     settings = FilterSettings(listen=(("127.0.0.1", 5301),), upstreams=(("10.53.0.1", 53),),
                               lists_dir=Path(sys.argv[1]))
     net = NetworkFilter(settings, (65534,))
-    steps = {}
+    steps: dict[str, bool | int] = {}
     net.start(profile(False), 1)
     steps["start"] = "@allow4" in table()
     net.update(profile(True), 2)

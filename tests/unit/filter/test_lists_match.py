@@ -15,9 +15,9 @@ from agent.filter.lists import (
     compile_all,
     compile_category,
     domains_in_line,
-    normalize_domain,
 )
 from agent.filter.match import BLOCK, FORWARD, REWRITE, ListStore, Matcher
+from agent.filter.names import normalize_domain
 
 
 def verdict(m: Matcher, name: str) -> tuple[int, str]:
