@@ -10,7 +10,7 @@ from agent.core.policy import FilterProfile, YouTubeMode
 from agent.filter.lists import compile_all
 
 
-def make_profile(  # noqa: PLR0917
+def make_profile(
     block: tuple[str, ...] = ("adult", "gambling"),
     allowlist_only: bool = False,
     safesearch: bool = False,
