@@ -245,3 +245,29 @@ def test_tcp_blocks_are_events_too_and_rate_limited(
         time.sleep(0.02)
     time.sleep(0.3)
     assert [e.data for e in sink.events] == [{"domain": "casino.test", "reason": "gambling"}]
+
+
+def test_garbage_never_stops_the_loop(
+    make_filter: Callable[..., DnsFilter], upstream: FakeUpstream
+) -> None:
+    import random
+
+    flt = make_filter()
+    rng = random.Random(5)
+    base = dw.build_query("www.example.test", edns=True)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for i in range(2000):
+            if i % 2:
+                junk = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 80)))
+            else:  # a valid query with a few bytes flipped
+                b = bytearray(base)
+                for _ in range(rng.randint(1, 4)):
+                    b[rng.randrange(len(b))] = rng.getrandbits(8)
+                junk = bytes(b)
+            s.sendto(junk, flt.bound[0])
+    # Garbage over TCP too: a frame of random bytes, then a frame length with no body.
+    with socket.create_connection(flt.bound[0], timeout=5) as t:
+        t.sendall(b"\x00\x05hello\x00\x30")
+    reply = ask(flt.bound[0], dw.build_query("still-alive.test", ident=0x7777))
+    assert reply[:2] == b"\x77\x77" and dw.parse_response(reply)[0] == dw.NOERROR
+    assert flt.stats.malformed > 500
