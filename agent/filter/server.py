@@ -16,6 +16,7 @@ import contextlib
 import importlib
 import json
 import logging
+import os
 import random
 import select
 import signal
@@ -59,6 +60,7 @@ class FilterSettings:
     cache_size: int = 16384
     event_interval: float = 60.0  # at most one DNS_BLOCKED event per name this often
     tcp_connections: int = 64
+    max_pending: int = 16384  # in-flight upstream queries (IDs are 16 bits)
 
     def __post_init__(self) -> None:
         if not self.listen:
@@ -139,6 +141,7 @@ class DnsFilter:
         self._tcp_events: deque[tuple[bytes, str]] = deque()  # from TCP threads
         self._pending: dict[int, _Pending] = {}
         self._preferred = 0
+        self._rng = random.Random(os.urandom(16))
         self._running = False
         self._thread: threading.Thread | None = None
         self._epoll: select.epoll | None = None
@@ -369,14 +372,25 @@ class DnsFilter:
             upstream_query, expect = data, q.qname
             v = VERDICT_FORWARD if v.action == REWRITE else v
         pending = self._pending
-        ident = random.getrandbits(16)
-        while ident in pending:
-            ident = random.getrandbits(16)
+        if len(pending) >= self.settings.max_pending:
+            # A flood: refuse rather than grow without bound (or run out of IDs).
+            self.stats.servfail += 1
+            with contextlib.suppress(OSError):
+                sock.sendto(dw.error_response(data, dw.SERVFAIL, q), addr)
+            return
+        ident = self._new_id()
         entry = _Pending(
             sock, addr, data, q, ident.to_bytes(2, "big") + upstream_query[2:], expect, v,
             0, self._preferred, 0.0,
         )
         self._send_upstream(ident, entry, time.monotonic())
+
+    def _new_id(self) -> int:
+        """A free upstream query ID (unpredictable: seeded from the OS, never shown to clients)."""
+        ident = self._rng.getrandbits(16)
+        while ident in self._pending:
+            ident = self._rng.getrandbits(16)
+        return ident
 
     def _send_upstream(self, ident: int, entry: _Pending, now: float) -> None:
         entry.deadline = now + self.settings.timeout
@@ -402,9 +416,7 @@ class DnsFilter:
         self._preferred = entry.upstream
         ident = int.from_bytes(entry.sent[:2], "big")
         if ident in self._pending:
-            ident = random.getrandbits(16)
-            while ident in self._pending:
-                ident = random.getrandbits(16)
+            ident = self._new_id()
             entry.sent = ident.to_bytes(2, "big") + entry.sent[2:]
         self._send_upstream(ident, entry, now)
 

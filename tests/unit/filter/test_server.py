@@ -58,7 +58,7 @@ def make_filter(
     made: list[DnsFilter] = []
 
     def make(upstreams: tuple[tuple[str, int], ...] | None = None, **kw: Any) -> DnsFilter:
-        settings_kw = {k: kw.pop(k) for k in ("timeout", "block_addresses") if k in kw}
+        settings_kw = {k: kw.pop(k) for k in ("timeout", "block_addresses", "max_pending") if k in kw}
         settings = FilterSettings(
             listen=(("127.0.0.1", 0),),
             upstreams=upstreams or (upstream.addr,),
@@ -271,3 +271,19 @@ def test_garbage_never_stops_the_loop(
     reply = ask(flt.bound[0], dw.build_query("still-alive.test", ident=0x7777))
     assert reply[:2] == b"\x77\x77" and dw.parse_response(reply)[0] == dw.NOERROR
     assert flt.stats.malformed > 500
+
+
+def test_in_flight_queries_are_bounded(make_filter: Callable[..., DnsFilter]) -> None:
+    dead = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    dead.bind(("127.0.0.1", 0))  # never answers: the first query stays in flight
+    try:
+        flt = make_filter(upstreams=(dead.getsockname(),), timeout=5.0, max_pending=1)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as first:
+            first.sendto(dw.build_query("one.test"), flt.bound[0])
+            dead.settimeout(3)
+            dead.recv(512)  # the first query reached the upstream
+            reply = ask(flt.bound[0], dw.build_query("two.test"))
+        assert reply[3] & 0xF == dw.SERVFAIL
+        assert flt.stats.forwarded == 1
+    finally:
+        dead.close()
