@@ -136,6 +136,8 @@ class DnsFilter:
         self.stats = Stats()
         self._matcher = Matcher(profile, version, self.store)
         self._cache: dict[bytes, Verdict] = {}
+        # Blocked answers by query bytes after the ID: (answer after the ID, name, reason).
+        self._answers: dict[bytes, tuple[bytes, bytes, str]] = {}
         self._last_event: dict[bytes, float] = {}
         self._event_queue: list[tuple[bytes, str]] = []  # loop thread only
         self._tcp_events: deque[tuple[bytes, str]] = deque()  # from TCP threads
@@ -156,7 +158,7 @@ class DnsFilter:
     def set_profile(self, profile: FilterProfile, version: int) -> None:
         """Swap in a new profile (and an empty decision cache) atomically."""
         matcher = Matcher(profile, version, self.store)
-        self._matcher, self._cache = matcher, {}
+        self._matcher, self._cache, self._answers = matcher, {}, {}
 
     @property
     def version(self) -> int:
@@ -299,6 +301,8 @@ class DnsFilter:
         parse = dw.parse_query
         stats = self.stats
         cache = self._cache
+        answers = self._answers
+        answers_max = self.settings.cache_size
         nx = not self.settings.block_addresses
         events = self.events is not None
         for _ in range(512):
@@ -307,6 +311,19 @@ class DnsFilter:
             except BlockingIOError:
                 return
             stats.queries += 1
+            # Repeated blocked query (same bytes but the ID): the stored answer, no parsing.
+            hit = answers.get(data[2:])
+            if hit is not None:
+                if answers is self._answers:
+                    stats.blocked += 1
+                    try:  # noqa: SIM105 - see below
+                        sendto(data[:2] + hit[0], addr)
+                    except OSError:
+                        pass
+                    if events:
+                        self._note_blocked(hit[1], hit[2])
+                    continue
+                answers = self._answers  # a profile swap: judge it afresh
             try:
                 q = parse(data)
             except dw.WireError as exc:
@@ -335,6 +352,9 @@ class DnsFilter:
                     )
                 else:
                     reply = self._blocked_answer(data, q)
+                if len(answers) >= answers_max:
+                    answers = self._answers = {}
+                answers[data[2:]] = (reply[2:], qname, v.reason)
                 try:  # noqa: SIM105 - contextlib.suppress costs an object per query here
                     sendto(reply, addr)
                 except OSError:

@@ -140,7 +140,7 @@ def test_failover_to_the_second_upstream_and_servfail_when_all_fail(
     dead = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     dead.bind(("127.0.0.1", 0))  # bound, never answers
     try:
-        flt = make_filter(upstreams=(dead.getsockname(), upstream.addr), timeout=0.3)
+        flt = make_filter(upstreams=(dead.getsockname(), upstream.addr), timeout=1.0)
         reply = ask(flt.bound[0], dw.build_query("fine.test"))
         assert dw.parse_response(reply)[0] == dw.NOERROR
         assert flt.stats.timeouts == 1
@@ -287,3 +287,17 @@ def test_in_flight_queries_are_bounded(make_filter: Callable[..., DnsFilter]) ->
         assert flt.stats.forwarded == 1
     finally:
         dead.close()
+
+
+def test_repeated_blocked_queries_use_the_stored_answer_until_the_profile_changes(
+    make_filter: Callable[..., DnsFilter], mkprofile: Callable[..., Any]
+) -> None:
+    sink = MemoryEventSink()
+    flt = make_filter(events=sink)
+    query = dw.build_query("casino.test", ident=1, edns=True)
+    first = ask(flt.bound[0], query)
+    again = ask(flt.bound[0], b"\x00\x02" + query[2:])
+    assert again == b"\x00\x02" + first[2:] and first == dw.nxdomain(query, dw.parse_query(query))
+    assert flt.stats.blocked == 2
+    flt.set_profile(mkprofile(block=()), 2)
+    assert ask(flt.bound[0], query)[3] & 0xF == dw.NOERROR
