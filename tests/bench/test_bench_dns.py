@@ -39,6 +39,7 @@ pytestmark = [
 
 DOMAINS = int(os.environ.get("MM_BENCH_DOMAINS", "1000000"))
 QUERY_NAMES = 100_000
+HOT_NAMES = 5_000
 RUN_SECONDS = int(os.environ.get("MM_BENCH_SECONDS", "6"))
 ROUNDS = int(os.environ.get("MM_BENCH_ROUNDS", "3"))
 FIXED_QPS = 2000
@@ -175,6 +176,8 @@ def test_filter_vs_dnsmasq(tmp_path: Path, procs: Procs) -> None:
     rng = random.Random(7)
     blocked = tmp_path / "blocked.txt"
     blocked.write_text("".join(f"{n} A\n" for n in rng.sample(names, min(QUERY_NAMES, DOMAINS))))
+    hot = tmp_path / "blocked-hot.txt"  # a household's worth of names, asked again and again
+    hot.write_text("".join(blocked.read_text().splitlines(keepends=True)[:HOT_NAMES]))
     forwarded = tmp_path / "forwarded.txt"
     forwarded.write_text("".join(f"fwd{i}.allowed-{i % 89}.example A\n"
                                  for i in range(QUERY_NAMES)))
@@ -218,6 +221,7 @@ def test_filter_vs_dnsmasq(tmp_path: Path, procs: Procs) -> None:
     for port in servers.values():  # warm-up: first-touch page faults are not measured
         dnsperf(port, blocked, 2)
     b = interleaved(servers, blocked)
+    h = interleaved(servers, hot)
     f = interleaved(servers, forwarded)
     results: dict[str, dict[str, float]] = {}
     for name, port in servers.items():
@@ -226,6 +230,8 @@ def test_filter_vs_dnsmasq(tmp_path: Path, procs: Procs) -> None:
         rss, hwm = rss_kib(pids[name])
         results[name] = {
             "blocked_qps_best": max(b[name]), "blocked_qps_median": statistics.median(b[name]),
+            "blocked_hot_qps_best": max(h[name]),
+            "blocked_hot_qps_median": statistics.median(h[name]),
             "forwarded_qps_best": max(f[name]),
             "forwarded_qps_median": statistics.median(f[name]),
             "blocked_p50_ms": bp50, "blocked_p99_ms": bp99,
