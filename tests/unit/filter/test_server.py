@@ -301,3 +301,19 @@ def test_repeated_blocked_queries_use_the_stored_answer_until_the_profile_change
     assert flt.stats.blocked == 2
     flt.set_profile(mkprofile(block=()), 2)
     assert ask(flt.bound[0], query)[3] & 0xF == dw.NOERROR
+
+
+def test_safesearch_rewrites_aaaa_and_https_but_not_other_types(
+    make_filter: Callable[..., DnsFilter], upstream: FakeUpstream
+) -> None:
+    flt = make_filter(safesearch=True)
+    target = dw.encode_name("strict.bing.com")
+    _rc, _q, _t, records = dw.parse_response(ask(flt.bound[0], dw.build_query(
+        "www.bing.com", dw.TYPE_AAAA)))
+    assert [(r.rtype, r.rdata) for r in records] == [
+        (dw.TYPE_CNAME, target), (dw.TYPE_AAAA, socket.inet_pton(socket.AF_INET6, "fd00::40"))]
+    _rc, _q, _t, records = dw.parse_response(ask(flt.bound[0], dw.build_query(
+        "www.bing.com", dw.TYPE_HTTPS)))
+    assert [r.rtype for r in records] == [dw.TYPE_CNAME]  # the fake has no HTTPS records
+    ask(flt.bound[0], dw.build_query("www.bing.com", 15))  # MX: not rewritten
+    assert upstream.queries == [target, target, dw.encode_name("www.bing.com")]
