@@ -34,6 +34,8 @@ from agent.core.parse import (
 )
 from agent.core.policy import AgeBand, Policy
 from agent.core.usage import Usage
+from agent.filter.server import FilterSettings
+from agent.filter.service import NetworkFilter
 from agent.os import sdnotify
 from agent.os.appguard import AppGuard, AppGuardConfig
 from agent.os.clocksource import ClockSource, SimulatedClock, SystemClock
@@ -236,6 +238,7 @@ class Agent:
         self.purge()
         self.tick()
         sdnotify.notify("READY=1", f"STATUS=enforcing policy version {self.policy.version}")
+        log.info("enforcing policy version %d", self.policy.version)
         watchdog = sdnotify.watchdog_interval()
         loop = asyncio.get_running_loop()
         last_ping = loop.time()
@@ -319,6 +322,26 @@ async def _start_exec_gate(agent: Agent, args: argparse.Namespace) -> AppGuard:
     return guard
 
 
+def _address(text: str) -> tuple[str, int]:
+    """"IP:PORT" or "[IPv6]:PORT"."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected IP:PORT, e.g. 127.0.0.1:53")
+    return host.strip("[]"), int(port)
+
+
+def _start_network_filter(agent: Agent, args: argparse.Namespace) -> NetworkFilter:
+    """The DNS filter and the nftables table; follows each Decision's filter profile."""
+    settings = FilterSettings(listen=tuple(args.dns_listen or [("127.0.0.1", 53)]),
+                              upstreams=tuple(args.dns_upstream),
+                              lists_dir=args.lists or args.state / "lists")
+    network = NetworkFilter(settings, child_uids=tuple(args.child_uid), events=agent.events)
+    decision = agent.decision or agent.tick()
+    network.start(decision.filter, decision.policy_version)
+    agent.subscribe(lambda d, _prev: network.update(d.filter, d.policy_version))
+    return network
+
+
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="minormode-agent", description=__doc__)
     p.add_argument("--policy", type=Path, default=Path("/etc/minormode/policy.toml"))
@@ -334,7 +357,13 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--exec-gate-mark", action="append", default=[], metavar="MOUNT",
                    help="enforce the app allowlist at exec time on this mount (repeatable; the "
                         "device image passes /; without it the exec gate is off)")
+    p.add_argument("--dns-upstream", type=_address, action="append", default=[], metavar="IP:PORT",
+                   help="resolver the DNS filter forwards to (repeatable; without it the filter is off)")
+    p.add_argument("--dns-listen", type=_address, action="append", default=[], metavar="IP:PORT",
+                   help="where the DNS filter listens (default 127.0.0.1:53)")
+    p.add_argument("--lists", type=Path, help="compiled domain lists (default STATE/lists)")
     p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-file", type=Path, help="log here instead of standard error")
     args = p.parse_args(argv)
     if args.speed <= 0 or args.speed > 10_000:
         p.error(f"--speed {args.speed}: must be above 0 and at most 10000")
@@ -354,7 +383,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+                        **({"filename": str(args.log_file)} if args.log_file else {"stream": sys.stderr}))
     args.state.mkdir(parents=True, exist_ok=True, mode=0o700)
     store = StateStore(args.state / "state.sqlite")
     clock: ClockSource = SimulatedClock(args.start, args.speed) if args.dev else SystemClock()
@@ -385,6 +414,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         maintenance = StoreMaintenance(journal, ledger, lambda: agent.policy, trusted)
         background = [asyncio.ensure_future(maintenance.run())]
         guard = None
+        network = None
+        if args.dns_upstream:
+            network = _start_network_filter(agent, args)
         if args.exec_gate_mark:
             guard = await _start_exec_gate(agent, args)
             background.append(asyncio.ensure_future(guard.run_tracking(agent.app_started, agent.app_stopped)))
@@ -397,6 +429,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             await asyncio.gather(*background, return_exceptions=True)
             if guard is not None:
                 await guard.stop()
+            if network is not None:
+                network.stop()
 
     try:
         asyncio.run(serve())

@@ -218,3 +218,37 @@ def test_network_filter_follows_allowlist_only_switch(netns: Netns, lists: Path)
     assert json.loads(out.stdout) == {
         "start": False, "allowlist": True, "version": 2, "relaxed": False, "stopped": False,
     }
+
+
+def test_the_agent_daemon_runs_the_filter_from_its_policy(netns: Netns, lists: Path) -> None:
+    """The real daemon wires the filter: the policy's categories and its own block list hold
+    for the child, root is unaffected, and the table goes when the agent stops."""
+    state = netns.tmp / "agent-state"
+    policy = netns.tmp / "policy.toml"
+    policy.write_text(
+        'version = 1\nage_band = "12-16"\ntimezone = "Asia/Shanghai"\n'
+        '[filter]\nblock_categories = ["adult"]\nblock = ["guardian-says-no.test"]\n'
+    )
+    log = netns.tmp / "agent.log"
+    agent = netns.spawn(sys.executable, "-m", "agent.daemon", "--dev", "--policy", str(policy),
+                        "--state", str(state), "--child-uid", str(CHILD), "--lists", str(lists),
+                        "--dns-upstream", "10.53.0.1:53", "--dns-listen", f"127.0.0.1:{PORT}",
+                        "--log-file", str(log))
+    try:
+        deadline = time.monotonic() + 30
+        while "enforcing" not in (log.read_text() if log.exists() else ""):
+            assert agent.poll() is None, agent.stderr.read() if agent.stderr else ""
+            assert time.monotonic() < deadline, "the agent did not start"
+            time.sleep(0.1)
+        checks: list[list[object]] = [
+            ["dns", "10.53.0.1", 53, "www.blocked.test"],
+            ["dns", "10.53.0.1", 53, "guardian-says-no.test"],
+            ["dns", "10.53.0.1", 53, "allowed.test"],
+            ["tcp", "10.53.0.1", 853],
+        ]
+        assert netns.probe(CHILD, checks) == ["rcode3", "rcode3", "10.20.30.40", "ECONNREFUSED"]
+        assert netns.probe(0, checks) == ["10.20.30.40"] * 3 + ["ok"]
+    finally:
+        netns.stop(agent)
+    out = netns.run("nft", "list", "tables", check=False)
+    assert "minormode" not in out.stdout, "the agent left its nft table behind"
