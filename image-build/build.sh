@@ -126,7 +126,9 @@ fi
 note "$(ls "$wheels_dir" | wc -l) dependency wheels"
 
 progress "image layer: agent, units, lockdown, settings ($variant)"
-layer_inputs=("$here/build.sh" "$here"/lib/* "$factory" "$policy")
+layer_inputs=("$here/build.sh" "$here"/lib/* "$here/agent.env" "$factory" "$policy")
+mapfile -t config_files < <(find "$repo/config/sysctl.d" "$repo/config/dbus" "$repo/config/udisks2" -type f | sort)
+layer_inputs+=("${config_files[@]}")
 mapfile -t unit_files < <(find "$repo/systemd" -type f | sort)
 mapfile -t overlay_files < <(find "$here/overlay" -type f | sort)
 layer_inputs+=("${unit_files[@]}" "${overlay_files[@]}")

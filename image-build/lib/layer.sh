@@ -50,6 +50,16 @@ install -m 0644 "$MM_REPO"/systemd/*.service "$R/usr/lib/systemd/system/"
 install -d "$R/usr/lib/systemd/user"
 install -m 0644 "$MM_REPO"/systemd/user/*.service "$R/usr/lib/systemd/user/"
 install -m 0755 "$MM_REPO"/systemd/libexec/* "$R/opt/minormode/libexec/"
+# drop-ins the enforcement parts ship (exec gate: restart settings, noexec /tmp and /run/user)
+for dropin in "$MM_REPO"/systemd/*.d; do
+  [ -d "$dropin" ] || continue
+  install -d "$R/usr/lib/systemd/system/$(basename "$dropin")"
+  install -m 0644 "$dropin"/*.conf "$R/usr/lib/systemd/system/$(basename "$dropin")/"
+done
+install -m 0644 "$MM_REPO"/config/sysctl.d/*.conf "$R/etc/sysctl.d/"
+install -d "$R/usr/share/dbus-1/system.d" "$R/etc/udisks2"
+install -m 0644 "$MM_REPO"/config/dbus/*.conf "$R/usr/share/dbus-1/system.d/"
+install -m 0644 "$MM_REPO"/config/udisks2/mount_options.conf "$R/etc/udisks2/"
 systemctl --root="$R" enable minormode-agent.service minormode-firstboot.service >/dev/null
 systemctl --root="$R" --global enable minormode-session-helper.service >/dev/null
 
@@ -57,6 +67,7 @@ note "settings: factory, default policy, hostname, machine-id"
 install -d -m 0755 "$R/etc/minormode"
 install -m 0644 "$MM_FACTORY" "$R/etc/minormode/factory.toml"
 install -m 0644 "$MM_POLICY" "$R/etc/minormode/policy.toml"
+install -m 0644 "$MM_HERE/agent.env" "$R/etc/minormode/agent.env"
 echo minormode-tablet > "$R/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\tminormode-tablet\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' > "$R/etc/hosts"
 # "uninitialized": systemd treats the first boot as such (ConditionFirstBoot=yes holds)
@@ -83,6 +94,9 @@ if [ "$MM_VARIANT" = test ]; then
   cp -a "$MM_REPO/tests/qemu/guest/." "$R/opt/minormode/qemu-test/"
   install -m 0644 "$MM_REPO/tests/qemu/guest/minormode-qemu-test.service" "$R/etc/systemd/system/"
   systemctl --root="$R" enable minormode-qemu-test.service >/dev/null
+  # no network in the test VM: the DNS filter forwards to a resolver that is not there,
+  # which is enough to see a blocked name answered NXDOMAIN and the nft table in place
+  sed -i 's/^MINORMODE_AGENT_OPTIONS=.*/& --dns-upstream 127.0.0.1:5300/' "$R/etc/minormode/agent.env"
 fi
 
 note "boot files: kernel, initramfs, device trees, Raspberry Pi firmware"

@@ -84,6 +84,22 @@ def test_lockdown(guest_run: BootResult) -> None:
     assert facts["lockdown.home_exec_status"] == "126", "a binary in the child's home ran"
 
 
+def test_exec_gate_denies_the_child_in_the_guest(guest_run: BootResult) -> None:
+    """The image turns the gate on for / (agent.env); no rule allows /usr/bin/true for the
+    child (it is not an app and the image lists no OS base yet), root is never blocked."""
+    facts = _facts(guest_run)
+    assert int(facts["execgate.processes"]) >= 1, "no exec gate process under the agent"
+    assert facts["execgate.root_status"] == "0"
+    assert facts["execgate.child_status"] != "0", "the child ran a binary no rule allows"
+
+
+def test_dns_filter_and_nft_table_in_the_guest(guest_run: BootResult) -> None:
+    facts = _facts(guest_run)
+    assert facts["dns.listed_in_policy"] != "0"
+    assert facts["dns.blocked_rcode"] == "3", "the guardian's blocked name was not NXDOMAIN"
+    assert facts["nft.table"] == "present"
+
+
 def test_agent_restarts_after_kill_and_sessions_are_locked(guest_run: BootResult) -> None:
     facts = _facts(guest_run)
     assert int(facts["crash.restarts_after"]) == int(facts["crash.restarts_before"]) + 1
