@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,12 +21,24 @@ def test_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The test variant's output directory (image, vmlinuz, initrd.img, manifest.json)."""
     out = tmp_path_factory.mktemp("image")
     log = out / "build.log"
-    with log.open("w") as f:
-        r = subprocess.run([str(REPO / "image-build/build.sh"), "--variant", "test", "--out", str(out)],
-                           stdout=f, stderr=subprocess.STDOUT, timeout=BUILD_TIMEOUT, check=False)
+    # the build's progress goes to the terminal as it happens (seen with pytest -s) and to a log
+    with log.open("w") as f, subprocess.Popen(
+            [str(REPO / "image-build/build.sh"), "--variant", "test", "--out", str(out)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True) as proc:
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                f.write(line)
+                if not line.startswith("WARNING: Location"):  # pip's noise about host config
+                    sys.stdout.write(line)
+            proc.wait(timeout=BUILD_TIMEOUT)
+        finally:
+            if proc.poll() is None:  # timed out or interrupted: the build's own process group
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
     text = log.read_text()
-    print(text[-3000:])
-    assert r.returncode == 0, f"image build failed (exit {r.returncode}):\n{text[-6000:]}"
+    assert proc.returncode == 0, f"image build failed (exit {proc.returncode}):\n{text[-6000:]}"
     return out
 
 
