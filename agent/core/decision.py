@@ -115,9 +115,11 @@ class Decision:
     used_seconds: int  # device budget used today
     budget_seconds: int | None  # today's total with bonus grants; None = no daily total
     remaining_seconds: int | None  # until the next lock with continuous use; None = none ahead
+    unlock_at: datetime | None  # when locked: when the lock ends (None = not within 8 days)
     next_change: Change | None
     warning_due: int | None  # minutes before the lock whose warning is due now (5, 1 ...)
     rest_reminder_due: bool
+    rest_streak_start: datetime | None  # identifies the streak, so a reminder is sent once
     continuous_seconds: int  # the current streak of use without a real break
     apps: AppAccess
     app_used_seconds: dict[str, int]  # per-app use today, for apps with a limit

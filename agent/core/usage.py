@@ -43,6 +43,7 @@ class Usage:
 
     active: tuple[Interval, ...] = ()
     apps: Mapping[str, tuple[Interval, ...]] = field(default_factory=dict)
+    app_categories: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 def merge(intervals: Iterable[Interval]) -> list[Interval]:

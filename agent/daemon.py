@@ -1,0 +1,337 @@
+"""The agent daemon: the only module that knows every part, wired on one asyncio loop.
+
+Each tick reads the clock, advances the trusted clock, commits usage in small pieces,
+computes the Decision and hands it to every enforcement layer that subscribed. Layers
+report facts back (the session counts or not, an app started or stopped) through the
+methods of `Agent`; none of them holds policy logic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from agent.core.activity import ActivityTracker, Closed, add_closed
+from agent.core.calendar import day_span, local_day, zone
+from agent.core.clock import ClockEventKind, Watermark, advance
+from agent.core.decide import decide
+from agent.core.decision import Decision
+from agent.core.grants import Grant, GrantKind, GrantSource
+from agent.core.parse import (
+    PolicyError,
+    default_policy,
+    load_policy_file,
+    policy_from_mapping,
+    policy_to_mapping,
+)
+from agent.core.policy import AgeBand, Policy
+from agent.core.usage import Usage
+from agent.os import sdnotify
+from agent.os.clocksource import ClockSource, SimulatedClock, SystemClock
+from agent.store.events import Event, EventKind
+from agent.store.state import StateStore
+
+log = logging.getLogger("minormode.agent")
+
+CHECKPOINT = timedelta(seconds=10)  # usage is committed at least this often
+MAX_SLEEP = 5.0  # seconds of clock time between ticks at most
+
+Subscriber = Callable[[Decision, Decision | None], None]
+
+_CLOCK_EVENT_KIND = {
+    ClockEventKind.WALL_JUMP: EventKind.CLOCK_JUMP,
+    ClockEventKind.BEHIND_WATERMARK: EventKind.CLOCK_JUMP,
+    ClockEventKind.BOOTTIME_BACKWARDS: EventKind.CLOCK_JUMP,
+    ClockEventKind.TIMEZONE_CHANGE: EventKind.TIMEZONE_CHANGE,
+}
+
+
+@dataclass(frozen=True)
+class PolicyLoad:
+    ok: bool
+    message: str
+
+
+class Agent:
+    """State and wiring; drive it with `tick()` (tests) or `run()` (the daemon)."""
+
+    def __init__(self, store: StateStore, clock: ClockSource, policy_path: Path | None,
+                 fallback_band: AgeBand = AgeBand.AGE_8_12) -> None:
+        self.store, self.clock, self.policy_path = store, clock, policy_path
+        self.fallback_band = fallback_band
+        self.tracker = ActivityTracker()
+        self.mark: Watermark | None = store.load_watermark()
+        self.policy: Policy = self._last_good_policy()
+        self.decision: Decision | None = None
+        self.subscribers: list[Subscriber] = []
+        self._committed = Usage()
+        self._committed_from: date | None = None
+        self._last_checkpoint: datetime | None = None
+        self._wake = asyncio.Event()
+        self.stopping = False
+
+    # ------------------------------------------------------------------ policy
+
+    def _last_good_policy(self) -> Policy:
+        """The last policy that loaded; never "unlimited": the band defaults otherwise."""
+        saved = self.store.last_policy()
+        if saved is not None:
+            try:
+                return policy_from_mapping(saved[2], f"<last good policy v{saved[0]}>")
+            except PolicyError as exc:
+                log.error("stored policy unreadable, using the band defaults: %s", exc)
+        return default_policy(self.fallback_band)
+
+    def load_policy(self, path: Path | None = None) -> PolicyLoad:
+        """Load a policy file; a bad or older one changes nothing and is recorded."""
+        path = path or self.policy_path
+        if path is None:
+            return PolicyLoad(False, "no policy file configured")
+        now = self.now()
+        try:
+            policy = load_policy_file(path)
+        except PolicyError as exc:
+            log.error("policy rejected, keeping version %d:\n%s", self.policy.version, exc)
+            self.store.record(Event(EventKind.POLICY_REJECTED, now, {"source": str(path), "why": str(exc)}))
+            return PolicyLoad(False, str(exc))
+        saved = self.store.last_policy()
+        if saved is not None and policy.version < saved[0]:
+            why = f"{path}: version {policy.version} is older than the loaded version {saved[0]}"
+            log.error("policy rejected: %s", why)
+            self.store.record(Event(EventKind.POLICY_REJECTED, now, {"source": str(path), "why": why}))
+            return PolicyLoad(False, why)
+        self.policy = policy
+        self.store.save_policy(policy.version, str(path), policy_to_mapping(policy), now)
+        self.store.record(Event(EventKind.POLICY_LOADED, now, {"version": policy.version}))
+        log.info("policy version %d loaded from %s (age band %s)", policy.version, path, policy.age_band)
+        self.poke()
+        return PolicyLoad(True, f"version {policy.version} loaded")
+
+    # ------------------------------------------------------------------ facts from the OS layers
+
+    def now(self) -> datetime:
+        """The trusted instant (advances the watermark in memory)."""
+        self.mark, events = advance(self.mark, self.clock.read())
+        for e in events:
+            kind = _CLOCK_EVENT_KIND.get(e.kind)
+            if kind is not None:
+                log.warning("clock: %s (%+.1f s) %s", e.kind.value, e.delta_seconds, e.detail)
+                self.store.record(Event(kind, e.at, {"what": e.kind.value, "delta_seconds": e.delta_seconds,
+                                                     "detail": e.detail}))
+        return self.mark.trusted
+
+    def set_counting(self, counting: bool) -> None:
+        """The session layer: time counts now (active, not idle/locked/asleep) or not."""
+        self.tracker, closed = self.tracker.set_counting(counting, self.now())
+        self._commit(closed)
+        self.poke()
+
+    def app_started(self, app_id: str, categories: frozenset[str]) -> None:
+        self.tracker = self.tracker.app_started(app_id, categories, self.now())
+        self.poke()
+
+    def app_stopped(self, app_id: str) -> None:
+        self.tracker, closed = self.tracker.app_stopped(app_id, self.now())
+        self._commit(closed)
+        self.poke()
+
+    def grant_minutes(self, minutes: int, source: GrantSource, reason: str = "") -> Grant:
+        """Bonus minutes for today (local day in the policy's timezone), expiring at midnight."""
+        now = self.now()
+        tz = zone(self.policy.timezone)
+        today = local_day(now, tz)
+        grant = Grant(id=uuid.uuid4().hex, kind=GrantKind.BONUS, issued_at=now,
+                      expires_at=day_span(today, tz)[1], source=source, minutes=minutes, day=today)
+        self.add_grant(grant, reason)
+        return grant
+
+    def add_grant(self, grant: Grant, reason: str = "") -> None:
+        self.store.add_grant(grant)
+        self.store.record(Event(EventKind.GRANT_USED, grant.issued_at, {
+            "kind": grant.kind.value, "minutes": grant.minutes, "source": grant.source.value,
+            "expires": grant.expires_at.isoformat(), "reason": reason,
+        }))
+        self.poke()
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self.subscribers.append(subscriber)
+
+    def poke(self) -> None:
+        """Re-decide at once (a fact changed)."""
+        self._wake.set()
+
+    # ------------------------------------------------------------------ the tick
+
+    def _commit(self, closed: list[Closed]) -> None:
+        self.store.commit_tick(closed, self.mark)
+        self._committed = add_closed(self._committed, closed)
+
+    def _refresh_committed(self, now: datetime) -> None:
+        """Keep yesterday and today of committed usage in memory; reload on a new day."""
+        tz = zone(self.policy.timezone)
+        first = local_day(now, tz) - timedelta(days=1)
+        if self._committed_from != first:
+            self._committed = self.store.usage_since(day_span(first, tz)[0])
+            self._committed_from = first
+
+    def tick(self) -> Decision:
+        now = self.now()
+        last = self._last_checkpoint
+        if last is None or not last <= now < last + CHECKPOINT:
+            self.tracker, closed = self.tracker.checkpoint(now)
+            self._commit(closed)
+            self._last_checkpoint = now
+        self._refresh_committed(now)
+        usage = self.tracker.usage_at(self._committed, now)
+        decision = decide(self.policy, now, usage, self.store.grants(now))
+        previous, self.decision = self.decision, decision
+        for subscriber in self.subscribers:
+            subscriber(decision, previous)
+        return decision
+
+    def checkpoint(self) -> None:
+        """Commit open intervals now (before sleep, on stop)."""
+        now = self.now()
+        self.tracker, closed = self.tracker.checkpoint(now)
+        self._commit(closed)
+        self._last_checkpoint = now
+
+    def purge(self) -> None:
+        """Retention: usage and expired grants older than the policy's retention period."""
+        cutoff = self.now() - timedelta(days=self.policy.retention_days)
+        self.store.purge_usage_before(cutoff)
+        self.store.purge_grants_before(cutoff)
+
+    async def run(self) -> None:
+        self.store.record(Event(EventKind.AGENT_START, self.now(), {"policy_version": self.policy.version}))
+        self.purge()
+        self.tick()
+        sdnotify.notify("READY=1", f"STATUS=enforcing policy version {self.policy.version}")
+        watchdog = sdnotify.watchdog_interval()
+        loop = asyncio.get_running_loop()
+        last_ping = loop.time()
+        while not self.stopping:
+            decision = self.decision
+            wait = MAX_SLEEP
+            if decision is not None and decision.next_change is not None:
+                until = (decision.next_change.at - decision.at).total_seconds()
+                wait = max(0.05, min(wait, until))
+            self._wake.clear()
+            sleeper = asyncio.ensure_future(self.clock.sleep(wait))
+            waker = asyncio.ensure_future(self._wake.wait())
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (sleeper, waker):
+                task.cancel()
+            if self.stopping:
+                break
+            self.tick()
+            if watchdog is not None and loop.time() - last_ping >= watchdog:
+                sdnotify.notify("WATCHDOG=1")
+                last_ping = loop.time()
+        self.checkpoint()
+        sdnotify.notify("STOPPING=1")
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.poke()
+
+
+# ---------------------------------------------------------------------- development mode
+
+
+class DevChild:
+    """The development mode's simulated child: uses the device whenever it is unlocked,
+    and the agent logs what a child would see."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+
+    def __call__(self, decision: Decision, previous: Decision | None) -> None:
+        tz = zone(decision.timezone)
+        local = decision.at.astimezone(tz).strftime("%a %H:%M")
+        if previous is None or (previous.locked, previous.reasons) != (decision.locked, decision.reasons):
+            if decision.locked:
+                until = decision.unlock_at.astimezone(tz).strftime("%a %H:%M") if decision.unlock_at else "?"
+                log.info("%s  LOCKED (%s) until %s; used %d min today", local,
+                         ", ".join(r.value for r in decision.reasons), until, decision.used_seconds // 60)
+            else:
+                left = decision.remaining_seconds
+                log.info("%s  unlocked; %s", local,
+                         "no lock ahead" if left is None else f"{left // 60} min until the lock")
+        if decision.warning_due and (previous is None or previous.warning_due != decision.warning_due):
+            log.info("%s  warning: %d min left", local, decision.warning_due)
+        if decision.rest_reminder_due and (previous is None or not previous.rest_reminder_due):
+            log.info("%s  rest reminder: %d min of continuous use", local, decision.continuous_seconds // 60)
+        counting = self.agent.tracker.active_since is not None
+        if counting == decision.locked:
+            self.agent.set_counting(not decision.locked)
+
+
+# ---------------------------------------------------------------------- entry point
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="minormode-agent", description=__doc__)
+    p.add_argument("--policy", type=Path, default=Path("/etc/minormode/policy.toml"))
+    p.add_argument("--state", type=Path, default=Path("/var/lib/minormode"))
+    p.add_argument("--band", default=AgeBand.AGE_8_12.value, choices=[b.value for b in AgeBand],
+                   help="age band whose defaults apply when no policy ever loaded")
+    p.add_argument("--dev", action="store_true",
+                   help="development mode: simulated clock and a simulated child using the device")
+    p.add_argument("--speed", type=float, default=60.0, help="dev: simulated seconds per real second")
+    p.add_argument("--start", default="2026-11-23T06:55:00+08:00", help="dev: simulated start time")
+    p.add_argument("--log-level", default="INFO")
+    args = p.parse_args(argv)
+    if args.speed <= 0 or args.speed > 10_000:
+        p.error(f"--speed {args.speed}: must be above 0 and at most 10000")
+    try:
+        start = datetime.fromisoformat(args.start)
+    except ValueError:
+        p.error(f"--start {args.start!r}: not an ISO time with an offset")
+    if start.tzinfo is None:
+        p.error(f"--start {args.start!r}: give an offset, e.g. +08:00")
+    args.start = start.astimezone(UTC)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    args.state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    store = StateStore(args.state / "state.sqlite")
+    clock: ClockSource = SimulatedClock(args.start, args.speed) if args.dev else SystemClock()
+    agent = Agent(store, clock, args.policy, AgeBand(args.band))
+    result = agent.load_policy()
+    if not result.ok:
+        log.warning("running with policy version %d (%s)", agent.policy.version,
+                    "last good" if store.last_policy() else f"band {args.band} defaults")
+    if args.dev:
+        agent.subscribe(DevChild(agent))
+        log.info("development mode: simulated clock at %gx from %s; the simulated child uses the "
+                 "device whenever it is unlocked. Ctrl-C stops.", args.speed, args.start.isoformat())
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, agent.stop)
+        loop.add_signal_handler(signal.SIGINT, agent.stop)
+        loop.add_signal_handler(signal.SIGHUP, agent.load_policy)
+        await agent.run()
+
+    try:
+        asyncio.run(serve())
+    finally:
+        store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""The agent's durable state in SQLite (WAL, synchronous=FULL): usage intervals, grants,
+the trusted-clock watermark, the last good policy, and (until the encrypted journal takes
+over) plain events.
+
+Every write is one transaction; once a method returns, what it wrote survives kill -9 and
+power loss. Instants are stored as integer microseconds since the Unix epoch (UTC), exact
+and cheap to compare. The schema is versioned with `PRAGMA user_version` and migrated
+forward step by step, so a device updated from any older version reads its old state.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import sqlite_utils
+
+from agent.core.activity import SESSION, Closed
+from agent.core.clock import Watermark
+from agent.core.grants import Grant, GrantKind, GrantSource
+from agent.core.policy import DefaultKey
+from agent.core.usage import Interval, Usage
+from agent.store.events import Event, EventKind
+
+MIGRATIONS: list[str] = [
+    # 1: the first schema.
+    """
+    CREATE TABLE intervals (
+        id INTEGER PRIMARY KEY,
+        app_id TEXT NOT NULL,          -- '' for the session's own active time
+        start_us INTEGER NOT NULL,
+        end_us INTEGER NOT NULL CHECK (end_us >= start_us),
+        categories TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX intervals_end ON intervals (end_us);
+    CREATE TABLE grants (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        issued_us INTEGER NOT NULL,
+        expires_us INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        minutes INTEGER NOT NULL DEFAULT 0,
+        day TEXT,
+        waives TEXT
+    );
+    CREATE TABLE watermark (
+        one INTEGER PRIMARY KEY CHECK (one = 1),
+        boot_id TEXT NOT NULL,
+        boottime_ns INTEGER NOT NULL,
+        trusted_us INTEGER NOT NULL,
+        wall_offset_us INTEGER NOT NULL,
+        zone TEXT NOT NULL
+    );
+    CREATE TABLE policy (
+        one INTEGER PRIMARY KEY CHECK (one = 1),
+        version INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        body TEXT NOT NULL,            -- the effective policy as JSON
+        loaded_us INTEGER NOT NULL
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        at_us INTEGER NOT NULL,
+        data TEXT NOT NULL
+    );
+    """,
+]
+
+
+def to_us(instant: datetime) -> int:
+    delta = instant - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_us(us: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
+
+
+class StateStore:
+    """One SQLite file; use from one thread (the daemon's loop)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db = sqlite_utils.Database(conn)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection = self.db.conn
+        return conn
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        current = self.schema_version
+        if current > len(MIGRATIONS):
+            raise RuntimeError(
+                f"{self.path}: schema version {current} is newer than this agent knows "
+                f"({len(MIGRATIONS)}); refusing to touch it"
+            )
+        for version in range(current + 1, len(MIGRATIONS) + 1):
+            with self.transaction():
+                for statement in MIGRATIONS[version - 1].split(";"):
+                    if statement.strip():
+                        self.conn.execute(statement)
+                self.conn.execute(f"PRAGMA user_version = {version}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # ------------------------------------------------------------------ usage and clock
+
+    def commit_tick(self, closed: Iterable[Closed], mark: Watermark | None = None) -> None:
+        """Closed intervals and the clock watermark in one transaction."""
+        rows = [
+            (c.app_id, to_us(c.interval.start), to_us(c.interval.end), ",".join(sorted(c.categories)))
+            for c in closed
+        ]
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO intervals (app_id, start_us, end_us, categories) VALUES (?, ?, ?, ?)", rows
+            )
+            if mark is not None:
+                conn.execute(
+                    "INSERT OR REPLACE INTO watermark VALUES (1, ?, ?, ?, ?, ?)",
+                    (mark.boot_id, mark.boottime_ns, to_us(mark.trusted),
+                     int(mark.wall_offset.total_seconds() * 1_000_000), mark.zone),
+                )
+
+    def usage_since(self, start: datetime) -> Usage:
+        """Every interval that ends after `start` (callers clip to the day they need)."""
+        active: list[Interval] = []
+        apps: dict[str, list[Interval]] = {}
+        cats: dict[str, frozenset[str]] = {}
+        for app_id, s, e, categories in self.conn.execute(
+            "SELECT app_id, start_us, end_us, categories FROM intervals WHERE end_us > ? ORDER BY start_us",
+            (to_us(start),),
+        ):
+            iv = Interval(from_us(s), from_us(e))
+            if app_id == SESSION:
+                active.append(iv)
+            else:
+                apps.setdefault(app_id, []).append(iv)
+                cats[app_id] = frozenset(c for c in categories.split(",") if c)
+        return Usage(tuple(active), {k: tuple(v) for k, v in apps.items()}, cats)
+
+    def interval_count(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM intervals").fetchone()[0])
+
+    def purge_usage_before(self, instant: datetime) -> int:
+        with self.transaction() as conn:
+            return conn.execute("DELETE FROM intervals WHERE end_us < ?", (to_us(instant),)).rowcount
+
+    def load_watermark(self) -> Watermark | None:
+        row = self.conn.execute(
+            "SELECT boot_id, boottime_ns, trusted_us, wall_offset_us, zone FROM watermark"
+        ).fetchone()
+        if row is None:
+            return None
+        return Watermark(row[0], row[1], from_us(row[2]), timedelta(microseconds=row[3]), row[4])
+
+    # ------------------------------------------------------------------ grants
+
+    def add_grant(self, grant: Grant) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO grants VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (grant.id, grant.kind.value, to_us(grant.issued_at), to_us(grant.expires_at),
+                 grant.source.value, grant.minutes, grant.day.isoformat() if grant.day else None,
+                 grant.waives.value if grant.waives else None),
+            )
+
+    def grants(self, now: datetime) -> list[Grant]:
+        """Grants not yet expired at `now` (future ones included)."""
+        return [
+            Grant(
+                id=r[0], kind=GrantKind(r[1]), issued_at=from_us(r[2]), expires_at=from_us(r[3]),
+                source=GrantSource(r[4]), minutes=r[5],
+                day=date.fromisoformat(r[6]) if r[6] else None,
+                waives=DefaultKey(r[7]) if r[7] else None,
+            )
+            for r in self.conn.execute(
+                "SELECT id, kind, issued_us, expires_us, source, minutes, day, waives "
+                "FROM grants WHERE expires_us > ? ORDER BY issued_us", (to_us(now),)
+            )
+        ]
+
+    def purge_grants_before(self, instant: datetime) -> int:
+        with self.transaction() as conn:
+            return conn.execute("DELETE FROM grants WHERE expires_us < ?", (to_us(instant),)).rowcount
+
+    # ------------------------------------------------------------------ policy
+
+    def save_policy(self, version: int, source: str, body: dict[str, object], at: datetime) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO policy VALUES (1, ?, ?, ?, ?)",
+                (version, source, json.dumps(body, sort_keys=True), to_us(at)),
+            )
+
+    def last_policy(self) -> tuple[int, str, dict[str, object]] | None:
+        row = self.conn.execute("SELECT version, source, body FROM policy").fetchone()
+        return None if row is None else (row[0], row[1], json.loads(row[2]))
+
+    # ------------------------------------------------------------------ events (EventSink)
+
+    def record(self, event: Event) -> None:
+        self.record_many([event])
+
+    def record_many(self, events: Iterable[Event]) -> None:
+        rows = [(e.kind.value, to_us(e.at), json.dumps(dict(e.data), sort_keys=True)) for e in events]
+        with self.transaction() as conn:
+            conn.executemany("INSERT INTO events (kind, at_us, data) VALUES (?, ?, ?)", rows)
+
+    def events(self, kind: EventKind | None = None) -> list[Event]:
+        query = "SELECT kind, at_us, data FROM events"
+        args: tuple[str, ...] = ()
+        if kind is not None:
+            query, args = query + " WHERE kind = ?", (kind.value,)
+        return [
+            Event(EventKind(k), from_us(at), json.loads(data))
+            for k, at, data in self.conn.execute(query + " ORDER BY id", args)
+        ]

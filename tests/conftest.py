@@ -1,0 +1,6 @@
+"""Shared test set-up: `tests/support` is importable as `support`."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))

@@ -1,0 +1,122 @@
+"""The daemon as a process: READY to systemd, SIGHUP reloads, a bad policy changes nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.store.events import EventKind
+from agent.store.state import StateStore
+
+ROOT = Path(__file__).parents[3]
+GOOD = (ROOT / "config" / "policies" / "8-12.toml").read_text()
+
+
+class Daemon:
+    def __init__(self, tmp: Path, policy_text: str = GOOD, state: Path | None = None) -> None:
+        self.tmp = tmp
+        self.policy = tmp / "policy.toml"
+        self.policy.write_text(policy_text)
+        self.notify_path = tmp / "notify.sock"
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(str(self.notify_path))
+        self.notify.settimeout(20)
+        self.log = tmp / "agent.log"
+        env = dict(os.environ, NOTIFY_SOCKET=str(self.notify_path), WATCHDOG_USEC="400000")
+        with self.log.open("w") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "agent.daemon", "--dev", "--speed", "60", "--policy",
+                 str(self.policy), "--state", str(state or tmp / "state")],
+                env=env, stderr=log, cwd=ROOT,
+            )
+        env["WATCHDOG_PID"] = str(self.proc.pid)
+
+    def expect_notify(self, wanted: str) -> str:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            message = self.notify.recv(4096).decode()
+            if wanted in message:
+                return message
+        raise AssertionError(f"no {wanted} from the agent")
+
+    def wait_log(self, text: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log.read_text():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"{text!r} not in the log:\n{self.log.read_text()}")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=20)
+        finally:
+            self.notify.close()
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    d = Daemon(tmp_path)
+    try:
+        yield d
+    finally:
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+
+
+def test_ready_watchdog_and_clean_stop(daemon: Daemon) -> None:
+    assert "READY=1" in daemon.expect_notify("READY=1")
+    daemon.expect_notify("WATCHDOG=1")
+    assert daemon.stop() == 0
+
+
+def test_bad_policy_keeps_the_last_good_one(daemon: Daemon) -> None:
+    daemon.expect_notify("READY=1")
+    daemon.policy.write_text(GOOD.replace("daily_minutes = 60", "daily_minutes = -60"))
+    daemon.proc.send_signal(signal.SIGHUP)
+    daemon.wait_log("policy rejected, keeping version 1")
+    daemon.policy.write_text(GOOD.replace("version = 1 ", "version = 3 "))
+    daemon.proc.send_signal(signal.SIGHUP)
+    daemon.wait_log("policy version 3 loaded")
+    daemon.policy.write_text(GOOD.replace("version = 1 ", "version = 2 "))  # a replayed old policy
+    daemon.proc.send_signal(signal.SIGHUP)
+    daemon.wait_log("version 2 is older than the loaded version 3")
+    assert daemon.proc.poll() is None, "the agent died on a bad policy"
+    assert daemon.stop() == 0
+    store = StateStore(daemon.tmp / "state" / "state.sqlite")
+    saved = store.last_policy()
+    assert saved is not None and saved[0] == 3
+    assert len(store.events(EventKind.POLICY_REJECTED)) == 2
+
+
+def test_starts_on_the_last_good_policy_when_the_file_is_broken(tmp_path: Path) -> None:
+    first = Daemon(tmp_path)
+    first.expect_notify("READY=1")
+    assert first.stop() == 0
+    second_dir = tmp_path / "again"
+    second_dir.mkdir()
+    second = Daemon(second_dir, "this is not toml = =", state=tmp_path / "state")
+    try:
+        second.expect_notify("READY=1")
+        second.wait_log("policy rejected, keeping version 1")
+        second.wait_log("running with policy version 1 (last good)")
+    finally:
+        assert second.stop() == 0
+
+
+def test_bad_arguments_exit_2(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "agent.daemon", "--speed", "-1"], capture_output=True,
+                          text=True, cwd=ROOT, check=False)
+    assert proc.returncode == 2
+    assert "--speed -1" in proc.stderr
