@@ -137,11 +137,15 @@ class LogindWatcher:
 
     # ------------------------------------------------------------------ actions
 
+    async def lock_session(self, session_id: str) -> None:
+        """Ask logind to lock one session (logind tells its screen locker)."""
+        await call(self._bus(), LOGIN1, LOGIN1_PATH, MANAGER, "LockSession", "s", [session_id])
+
     async def lock_sessions(self) -> list[str]:
-        """Ask logind to lock each of the child's sessions; the ids asked."""
+        """Lock each of the child's sessions; the ids asked."""
         asked = []
         for s in list(self.sessions.values()):
-            await call(self._bus(), LOGIN1, LOGIN1_PATH, MANAGER, "LockSession", "s", [s.id])
+            await self.lock_session(s.id)
             asked.append(s.id)
         return asked
 
@@ -170,7 +174,10 @@ class LogindWatcher:
         elif msg.interface == PROPERTIES and msg.member == "PropertiesChanged":
             self._on_properties(msg)
         elif msg.interface == SESSION and msg.member == "Unlock" and msg.path in self.sessions:
-            self._update("unlock-signal")
+            # Someone asked logind to unlock: treat the session as unlocked now, before
+            # its locker reports it, so a lock period re-locks at once.
+            self.sessions[msg.path] = replace(self.sessions[msg.path], locked=False)
+            self._update("unlocked")
         return False
 
     def _on_manager_signal(self, msg: Message) -> None:
