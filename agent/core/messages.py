@@ -29,6 +29,8 @@ class Key(StrEnum):
     CODE_WRONG = "code_wrong"
     CODE_USED = "code_used"
     CODE_WAIT = "code_wait"  # {seconds}
+    CODE_NOT_PAIRED = "code_not_paired"
+    TOO_MANY_REQUESTS = "too_many_requests"
     ASK_MORE_TIME = "ask_more_time"
     REPORT_ACTION = "report_action"
     APP_BLOCKED_TITLE = "app_blocked_title"
@@ -56,6 +58,8 @@ CATALOGUE: Mapping[str, Mapping[str, str]] = {
         Key.CODE_WRONG: "家长码不正确。",
         Key.CODE_USED: "这个家长码已经用过了。",
         Key.CODE_WAIT: "错误次数太多,请 {seconds} 秒后再试。",
+        Key.CODE_NOT_PAIRED: "这台设备还没有和家长配对,不能使用家长码。",
+        Key.TOO_MANY_REQUESTS: "已经有很多申请在等家长回复了,请稍后再试。",
         Key.ASK_MORE_TIME: "申请更多时间",
         Key.REPORT_ACTION: "求助 / 举报",
         Key.APP_BLOCKED_TITLE: "应用已被阻止",
@@ -84,6 +88,8 @@ CATALOGUE: Mapping[str, Mapping[str, str]] = {
         Key.CODE_WRONG: "That guardian code is not right.",
         Key.CODE_USED: "That guardian code was already used.",
         Key.CODE_WAIT: "Too many wrong codes. Try again in {seconds} seconds.",
+        Key.CODE_NOT_PAIRED: "This device is not paired with a guardian yet: no codes work.",
+        Key.TOO_MANY_REQUESTS: "Many requests are already waiting for your guardian. Try later.",
         Key.ASK_MORE_TIME: "Ask for more time",
         Key.REPORT_ACTION: "Get help / report",
         Key.APP_BLOCKED_TITLE: "App blocked",

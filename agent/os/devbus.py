@@ -180,7 +180,7 @@ def start_dev_logind(child_uid: int, child_name: str = "child",
 
 
 _LOCKER = ("objects['/org/freedesktop/login1/session/' + args[0]].UpdateProperties("
-           "'org.freedesktop.login1.Session', {'LockedHint': True})")
+           "'org.freedesktop.login1.Session', {'LockedHint': dbus.Boolean(True)})")
 
 
 def emulate_screen_locker(bus: PrivateBus) -> None:

@@ -60,7 +60,7 @@ class FakeLogind:
 
     async def calls(self, method: str) -> list[list[Any]]:
         reply = await self.mock("/org/freedesktop/login1", "GetMethodCalls", "s", [method])
-        return [list(args) for _t, args in reply.body[0]]
+        return [[a.value for a in args] for _t, args in reply.body[0]]
 
     async def locked(self, sid: str) -> bool:
         return bool(await get_property(self.bus, LOGIN1, session_path(sid), SESSION_IFACE,
