@@ -77,6 +77,14 @@ METHODS: dict[str, MethodSpec] = {m.name: m for m in (
                Role.ADMIN),
 )}
 
+SIGNAL_ARGS: dict[str, tuple[str, ...]] = {
+    "Warning": ("minutes_left", "message"),
+    "RestReminder": ("message",),
+    "TimeUp": ("reason", "message"),
+    "RequestAnswered": ("request_id", "approved", "minutes", "message"),
+    "AppBlocked": ("app_id", "message"),
+}
+
 SignatureUS = Annotated[list[Any], DBusSignature("us")]
 SignatureSS = Annotated[list[Any], DBusSignature("ss")]
 SignatureSBUS = Annotated[list[Any], DBusSignature("sbus")]
@@ -101,6 +109,12 @@ class Agent1Interface(ServiceInterface):
                         [intr.Arg(sig, ArgDirection.OUT, name) for name, sig in m.out_args])
             for m in METHODS.values()
         ]
+        for sig in iface.signals:  # dbus-fast leaves signal arguments unnamed
+            names = SIGNAL_ARGS[sig.name]
+            if len(names) != len(sig.args):
+                raise AssertionError(f"SIGNAL_ARGS[{sig.name}] does not match its signature")
+            for arg, name in zip(sig.args, names, strict=True):
+                arg.name = name
         return iface
 
     @dbus_property(access=PropertyAccess.READ, name="MinorMode")

@@ -53,6 +53,13 @@ _SYSTEM_LIKE = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Conf
 """
 
 
+_PERMISSIVE = """
+  <policy context="default">
+    <allow own="*"/>
+    <allow send_type="method_call"/>
+  </policy>"""
+
+
 class DevBusError(RuntimeError):
     """The private bus or a mock service did not start."""
 
@@ -121,8 +128,11 @@ _TEMPLATE_NAMES = {"logind": "org.freedesktop.login1",
 
 
 def start_bus(*, system: bool = True, agent_policy: Path | None = AGENT_POLICY,
-              directory: Path | None = None, timeout: float = 10.0) -> PrivateBus:
-    """Start a private dbus-daemon with a system-bus-like policy.
+              permissive: bool = False, directory: Path | None = None,
+              timeout: float = 10.0) -> PrivateBus:
+    """Start a private dbus-daemon with a system-bus-like policy (default deny, the agent's
+    policy file included). `permissive` lets anyone call anything: for tests proving the
+    agent's own uid checks hold even without the bus policy.
 
     The directory is world-traversable so clients running as other users (the child,
     `nobody`) can reach the socket; the bus policy, not the file mode, decides what they may do.
@@ -132,6 +142,8 @@ def start_bus(*, system: bool = True, agent_policy: Path | None = AGENT_POLICY,
     where.chmod(0o755)
     socket = where / "bus.sock"
     include = f"<include>{agent_policy}</include>" if agent_policy is not None else ""
+    if permissive:
+        include += _PERMISSIVE
     config = where / "bus.conf"
     config.write_text(_SYSTEM_LIKE.format(bus_type="system" if system else "session",
                                           socket=socket, owner=os.getuid(), include=include))
