@@ -21,6 +21,8 @@ class Key(StrEnum):
     WARNING_ONE = "warning_one"
     REST_REMINDER = "rest_reminder"  # {minutes}
     TIME_UP_TITLE = "time_up_title"
+    WARNING_TITLE = "warning_title"
+    NOTICE_TITLE = "notice_title"
     REQUEST_SENT = "request_sent"
     REQUEST_APPROVED = "request_approved"  # {minutes}
     REQUEST_DENIED = "request_denied"
@@ -50,6 +52,8 @@ CATALOGUE: Mapping[str, Mapping[str, str]] = {
         Key.WARNING_ONE: "还剩 1 分钟,请保存并结束。",
         Key.REST_REMINDER: "你已经连续使用 {minutes} 分钟了,休息一下眼睛吧。",
         Key.TIME_UP_TITLE: "时间到了",
+        Key.WARNING_TITLE: "时间快到了",
+        Key.NOTICE_TITLE: "未成年人模式",
         Key.REQUEST_SENT: "已向家长申请更多时间。",
         Key.REQUEST_APPROVED: "家长同意了:多了 {minutes} 分钟。",
         Key.REQUEST_DENIED: "家长这次没有同意。",
@@ -80,6 +84,8 @@ CATALOGUE: Mapping[str, Mapping[str, str]] = {
         Key.WARNING_ONE: "1 minute left. Save your work now.",
         Key.REST_REMINDER: "You have been on for {minutes} minutes. Rest your eyes for a bit.",
         Key.TIME_UP_TITLE: "Time is up",
+        Key.WARNING_TITLE: "Time is almost up",
+        Key.NOTICE_TITLE: "Minor mode",
         Key.REQUEST_SENT: "Your request for more time was sent to your guardian.",
         Key.REQUEST_APPROVED: "Your guardian said yes: {minutes} more minutes.",
         Key.REQUEST_DENIED: "Your guardian said no this time.",
