@@ -14,12 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.api.controller import AdminResult, CodeResult, LimitExceededError, ReportKind, Status
 from agent.core import guardian_code, messages
 from agent.core.grants import Grant, GrantKind, GrantSource
-from agent.daemon import Agent
 from agent.store.events import Event, EventKind
+
+if TYPE_CHECKING:  # the daemon imports this module to wire it
+    from agent.daemon import Agent
 
 MAX_PENDING = 20
 AnswerHook = Callable[[str, bool, int, str], None]

@@ -130,6 +130,7 @@ async def test_counted_warned_locked_and_asking_for_more_time(rig: Rig) -> None:
     rig.minutes(5)
     [warn5] = await rig.notify_count(1)
     app, replaces, _icon, summary, body, actions, hints, timeout = warn5
+    assert timeout == -1  # the notification server's default
     assert (app, replaces, summary, body) == ("minormode", 0, "Time is almost up",
                                               "5 minutes left. Time to finish up.")
     assert actions == ["more-time", "Ask for more time"] and hints["urgency"] == 1
