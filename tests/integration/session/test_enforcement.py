@@ -109,10 +109,11 @@ async def test_warnings_then_lock_then_relock(rig: Rig) -> None:
     # The child unlocks the screen locker (it knows its own password).
     for _ in range(2):
         before = len(await rig.logind.calls("LockSession"))
+        asked = rig.enforcer.stats.lock_calls
         await rig.logind.set("c1", LockedHint=False)
-        took = await until(lambda: all(s.locked for s in rig.watcher.sessions.values())
-                           and rig.enforcer.stats.lock_calls > 0, timeout=2.0,
-                           what="re-locked within 2 s")
+        took = await until(lambda: rig.enforcer.stats.lock_calls > asked  # noqa: B023
+                           and all(s.locked for s in rig.watcher.sessions.values()),
+                           timeout=2.0, what="re-locked within 2 s")
         assert await rig.logind.locked("c1")
         assert len(await rig.logind.calls("LockSession")) > before
         assert took < 2.0
@@ -132,10 +133,12 @@ async def test_unlock_signal_is_undone_and_backstop_catches_silent_unlocks(rig: 
     while len(await rig.logind.calls("LockSession")) <= before:
         assert asyncio.get_running_loop().time() < deadline, "no LockSession within 2 s"
         await asyncio.sleep(0.02)
+    await until(lambda: rig.watcher.locked, what="the locker reported the re-lock")
     # A signal the adapter never saw: only the periodic check finds it.
+    asked = rig.enforcer.stats.lock_calls
     rig.watcher.sessions = {p: replace(s, locked=False) for p, s in rig.watcher.sessions.items()}
     before = len(await rig.logind.calls("LockSession"))
-    await until(lambda: rig.enforcer.stats.lock_calls >= 3, timeout=2.0, what="backstop relock")
+    await until(lambda: rig.enforcer.stats.lock_calls > asked, timeout=2.0, what="backstop relock")
     assert len(await rig.logind.calls("LockSession")) > before
 
 
