@@ -21,7 +21,7 @@ from pathlib import Path
 
 from agent.core.activity import ActivityTracker, Closed, add_closed
 from agent.core.calendar import day_span, local_day, zone
-from agent.core.clock import ClockEventKind, Watermark, advance
+from agent.core.clock import JUMP_TOLERANCE, ClockEventKind, Watermark, advance, resync
 from agent.core.decide import decide
 from agent.core.decision import Decision
 from agent.core.grants import Grant, GrantKind, GrantSource
@@ -51,6 +51,7 @@ _CLOCK_EVENT_KIND = {
     ClockEventKind.BEHIND_WATERMARK: EventKind.CLOCK_JUMP,
     ClockEventKind.BOOTTIME_BACKWARDS: EventKind.CLOCK_JUMP,
     ClockEventKind.TIMEZONE_CHANGE: EventKind.TIMEZONE_CHANGE,
+    ClockEventKind.RESYNC: EventKind.CLOCK_JUMP,
 }
 
 
@@ -119,7 +120,17 @@ class Agent:
 
     def now(self) -> datetime:
         """The trusted instant (advances the watermark in memory)."""
-        self.mark, events = advance(self.mark, self.clock.read())
+        reading = self.clock.read()
+        self.mark, events = advance(self.mark, reading)
+        verified = self.clock.synchronized_wall()
+        if verified is not None:
+            self.tracker, closed = self.tracker.checkpoint(self.mark.trusted)
+            self._commit(closed)
+            self.mark, resynced = resync(self.mark, reading, verified)
+            self.tracker = self.tracker.restart_at(self.mark.trusted)
+            if abs(resynced.delta_seconds) > JUMP_TOLERANCE.total_seconds():
+                log.info("clock: NTP moved trusted time by %+.1f s", resynced.delta_seconds)
+                events.append(resynced)
         for e in events:
             kind = _CLOCK_EVENT_KIND.get(e.kind)
             if kind is not None:

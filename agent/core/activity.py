@@ -71,6 +71,15 @@ class ActivityTracker:
         active = None if self.active_since is None else max(self.active_since, at)
         return replace(self, active_since=active, apps_since=MappingProxyType(reopened)), closed
 
+    def restart_at(self, at: datetime) -> ActivityTracker:
+        """Reopen every open interval at `at`: after the trusted clock was corrected, so
+        no interval spans the correction (close them at the old instant first)."""
+        return replace(
+            self,
+            active_since=None if self.active_since is None else at,
+            apps_since=MappingProxyType(dict.fromkeys(self.apps_since, at)),
+        )
+
     def usage_at(self, stored: Usage, at: datetime) -> Usage:
         """Stored (committed) usage plus the open intervals up to `at`."""
         _, pending = self.checkpoint(at)

@@ -18,10 +18,16 @@ from typing import Protocol
 from agent.core.clock import ClockReading
 
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+# systemd-timesyncd touches this (root-only) file each time it synchronises with NTP.
+TIMESYNC_FLAG = Path("/run/systemd/timesync/synchronized")
 
 
 class ClockSource(Protocol):
     def read(self) -> ClockReading: ...
+
+    def synchronized_wall(self) -> datetime | None:
+        """The wall time, if a source the child cannot control vouched for it since the
+        last call (NTP by systemd-timesyncd); else None."""
 
     async def sleep(self, seconds: float) -> None:
         """Sleep `seconds` of this clock's time."""
@@ -41,8 +47,20 @@ def device_zone() -> str:
 
 
 class SystemClock:
-    def __init__(self) -> None:
+    def __init__(self, timesync_flag: Path = TIMESYNC_FLAG) -> None:
         self.boot_id = BOOT_ID.read_text().strip()
+        self.timesync_flag = timesync_flag
+        self._synced_mtime: int | None = None
+
+    def synchronized_wall(self) -> datetime | None:
+        try:
+            st = self.timesync_flag.stat()
+        except OSError:
+            return None
+        if st.st_uid != 0 or st.st_mtime_ns == self._synced_mtime:
+            return None
+        self._synced_mtime = st.st_mtime_ns
+        return datetime.now(UTC)
 
     def read(self) -> ClockReading:
         return ClockReading(
@@ -78,12 +96,20 @@ class SimulatedClock:
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds) / self.speed)
 
+    def synchronized_wall(self) -> datetime | None:
+        return None
+
 
 class ManualClock:
     """Moved only by the test: `advance(seconds)`, `set_wall(...)`, `reboot(...)`."""
 
     def __init__(self, wall: datetime, boot_id: str = "boot-1", zone: str = "UTC") -> None:
         self.wall, self.boottime_ns, self.boot_id, self.zone = wall, 10**9, boot_id, zone
+        self.ntp_wall: datetime | None = None  # set by a test: NTP vouches for this wall time
+
+    def synchronized_wall(self) -> datetime | None:
+        wall, self.ntp_wall = self.ntp_wall, None
+        return wall
 
     def read(self) -> ClockReading:
         return ClockReading(self.wall, self.boottime_ns, self.boot_id, self.zone)

@@ -90,6 +90,14 @@ class Scenario:
         self.agent.tick()
         return self
 
+    def ntp_sync(self, text: str) -> Scenario:
+        """NTP (root's timesyncd) says the true time is `text` (e.g. the RTC was wrong)."""
+        self.clock.set_wall(iso(text, self.tz))
+        self.clock.ntp_wall = iso(text, self.tz)
+        self.true = iso(text, self.tz)
+        self.agent.tick()
+        return self
+
     def set_zone(self, name: str) -> Scenario:
         self.clock.zone = name
         self.agent.tick()

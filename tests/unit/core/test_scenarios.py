@@ -216,3 +216,17 @@ def test_a_new_day_resets_the_budget(tmp_path: Path) -> None:
     s = Scenario(tmp_path, policy(waive=["curfew"]), "2026-11-23T23:00")
     s.active().at("2026-11-24T00:00").expect(used_min=0, locked=False)
     s.at("2026-11-24T01:00").expect(locked=True, used_min=60)
+
+
+def test_ntp_correction_is_adopted_and_recorded(tmp_path: Path) -> None:
+    """A device that booted with a stale clock (no RTC) follows NTP once timesyncd vouches."""
+    s = Scenario(tmp_path, policy(), "2026-11-20T16:00")  # the stale clock says Friday
+    s.active().at("2026-11-20T17:00").expect(locked=True, reason=LockReason.BUDGET_SPENT)
+    s.ntp_sync("2026-11-23T16:00").expect(locked=False, used_min=0)  # really Monday
+    assert [e.data["what"] for e in s.agent.store.events(EventKind.CLOCK_JUMP)] == ["wall_jump", "resync"]
+
+
+def test_a_wall_change_without_ntp_is_not_adopted(tmp_path: Path) -> None:
+    s = Scenario(tmp_path, policy(), "2026-11-20T16:00")
+    s.active().at("2026-11-20T17:00")
+    s.set_wall("2026-11-23T16:00").expect(locked=True, used_min=60)
