@@ -176,3 +176,33 @@ async def test_terminate_as_last_resort(tmp_path: Path, logind_bus: devbus.Priva
         await backstop
         await r.watcher.stop()
         r.agent.store.close()
+
+
+async def test_rest_reminder_once_per_streak_and_a_pause_resets_it(
+        tmp_path: Path, logind_bus: devbus.PrivateBus, fake_logind: FakeLogind) -> None:
+    await fake_logind.add_session("c1")
+    r = await make_rig(tmp_path, logind_bus, fake_logind, budget=120)
+    r.agent.policy = policy(waive=["windows", "curfew", "school", "games"],
+                            budget={"every_day": 120},
+                            rest={"after_minutes": 20, "break_minutes": 5, "enforce": False})
+    try:
+        r.minutes(19)
+        assert r.notices.got == []
+        r.minutes(1)
+        assert r.notices.got == [
+            ("rest", None, "You have been on for 20 minutes. Rest your eyes for a bit.")]
+        r.minutes(3)
+        assert len(r.notices.got) == 1  # not repeated while the streak goes on
+        # The child goes idle for 6 minutes (a real break), then comes back.
+        await fake_logind.set("c1", IdleHint=True)
+        await until(lambda: r.watcher.counting is False, what="idle")
+        r.minutes(6)
+        await fake_logind.set("c1", IdleHint=False)
+        await until(lambda: r.watcher.counting is True, what="back")
+        r.minutes(19)
+        assert len(r.notices.got) == 1  # a new streak: 19 minutes so far
+        r.minutes(1)
+        assert len(r.notices.got) == 2 and r.notices.got[-1][0] == "rest"
+    finally:
+        await r.watcher.stop()
+        r.agent.store.close()
