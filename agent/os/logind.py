@@ -208,7 +208,8 @@ class LogindWatcher:
         changed = {k: v.value for k, v in msg.body[1].items()}
         invalidated = set(msg.body[2]) & _WATCHED
         self.sessions[path] = _apply(self.sessions[path], changed)
-        if invalidated:
+        # logind does not signal State changes; re-read it whenever Active moves.
+        if invalidated or ("Active" in changed and "State" not in changed):
             state = self.sessions[path]
             self._spawn(self._refresh(state.id, path))
         self._update("unlocked" if changed.get("LockedHint") is False else "properties")

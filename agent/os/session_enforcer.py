@@ -3,7 +3,9 @@
 A screen locker runs as the child, and the child knows their own password, so one
 LockSession is not enough: while a lock period lasts, any session seen unlocked (its
 LockedHint went false, or logind sent Unlock) is locked again at once, and a periodic check
-catches anything a lost signal missed. If a session stays unlocked for
+catches anything a lost signal missed. LockedHint is reported by the locker, which runs as
+the child, so it can be faked: during a lock period LockSession is repeated every
+`reassert_seconds` even for sessions that claim to be locked. If a session stays unlocked for
 `terminate_after` despite that (no working locker), the session is ended: the configured
 last resort. Warnings, the rest reminder and "time is up" go to a `Notifier` (the agent's
 D-Bus service emits them as signals for the session helper). No policy logic here: every
@@ -27,6 +29,7 @@ from agent.os.logind import LogindWatcher
 log = logging.getLogger("minormode.enforcer")
 
 RECHECK_SECONDS = 1.0  # the backstop; signals normally re-lock within milliseconds
+REASSERT_SECONDS = 15.0  # during a lock, LockSession again even if LockedHint says locked
 
 
 class Notifier(Protocol):
@@ -43,6 +46,7 @@ class Notifier(Protocol):
 class EnforcerStats:
     lock_calls: int = 0
     terminations: int = 0
+    reasserts: int = 0
 
 
 class SessionEnforcer:
@@ -50,12 +54,15 @@ class SessionEnforcer:
 
     def __init__(self, watcher: LogindWatcher, notifier: Notifier | None = None, *,
                  language: str = messages.DEFAULT_LANGUAGE, terminate_after_seconds: float = 0.0,
-                 recheck_seconds: float = RECHECK_SECONDS) -> None:
+                 recheck_seconds: float = RECHECK_SECONDS,
+                 reassert_seconds: float = REASSERT_SECONDS) -> None:
         self.watcher = watcher
         self.notifier = notifier
         self.language = language
         self.terminate_after_seconds = terminate_after_seconds
         self.recheck_seconds = recheck_seconds
+        self.reassert_seconds = reassert_seconds
+        self._last_reassert: float | None = None
         self.lock_wanted = False
         self.reason: LockReason | None = None
         self.stats = EnforcerStats()
@@ -74,6 +81,7 @@ class SessionEnforcer:
         if decision.locked and not self.lock_wanted:
             self.lock_wanted, self.reason = True, decision.reason
             self._unlocked_since = None
+            self._last_reassert = None
             log.info("lock: %s", decision.reason)
             if self.notifier is not None and decision.reason is not None:
                 self.notifier.time_up(decision.reason.value,
@@ -111,11 +119,12 @@ class SessionEnforcer:
             return
         self._busy = True
         try:
+            loop = asyncio.get_running_loop()
             unlocked = [s for s in self.watcher.sessions.values() if not s.locked]
             if not unlocked:
                 self._unlocked_since = None
+                await self._reassert(loop.time())
                 return
-            loop = asyncio.get_running_loop()
             if self._unlocked_since is None:
                 self._unlocked_since = loop.time()
             elif (self.terminate_after_seconds > 0
@@ -129,10 +138,21 @@ class SessionEnforcer:
             for s in unlocked:
                 await self.watcher.lock_session(s.id)
                 self.stats.lock_calls += 1
+            self._last_reassert = loop.time()
         except DBusError as exc:
             log.error("locking failed (will retry): %s", exc)
         finally:
             self._busy = False
+
+    async def _reassert(self, now: float) -> None:
+        """Lock sessions that claim to be locked too, now and then (the claim may be fake)."""
+        if self._last_reassert is not None and now - self._last_reassert < self.reassert_seconds:
+            return
+        self._last_reassert = now
+        for s in list(self.watcher.sessions.values()):
+            await self.watcher.lock_session(s.id)
+            self.stats.lock_calls += 1
+            self.stats.reasserts += 1
 
     async def run(self) -> None:
         """The backstop: re-check the lock every `recheck_seconds` until `stop()`."""

@@ -56,7 +56,8 @@ class Rig:
 
 
 async def make_rig(tmp: Path, bus: devbus.PrivateBus, logind: FakeLogind, budget: int = 10,
-                   terminate_after_seconds: float = 0.0, **pol: Any) -> Rig:
+                   terminate_after_seconds: float = 0.0, reassert_seconds: float = 15.0,
+                   **pol: Any) -> Rig:
     clock = ManualClock(iso("2026-11-28T10:00"), zone="Asia/Shanghai")  # a Saturday
     agent = Agent(StateStore(tmp / "state.sqlite"), clock, None)
     agent.policy = policy(waive=WAIVED, budget={"every_day": budget}, **pol)
@@ -64,7 +65,7 @@ async def make_rig(tmp: Path, bus: devbus.PrivateBus, logind: FakeLogind, budget
     notices = Notices()
     enforcer = SessionEnforcer(watcher, notices, language="en",
                                terminate_after_seconds=terminate_after_seconds,
-                               recheck_seconds=0.5)
+                               recheck_seconds=0.5, reassert_seconds=reassert_seconds)
     agent.subscribe(enforcer.apply)
     await watcher.start()
     agent.tick()
@@ -204,5 +205,26 @@ async def test_rest_reminder_once_per_streak_and_a_pause_resets_it(
         r.minutes(1)
         assert len(r.notices.got) == 2 and r.notices.got[-1][0] == "rest"
     finally:
+        await r.watcher.stop()
+        r.agent.store.close()
+
+
+async def test_a_session_claiming_to_be_locked_is_locked_again_now_and_then(
+        tmp_path: Path, logind_bus: devbus.PrivateBus, fake_logind: FakeLogind) -> None:
+    """LockedHint comes from the child's own locker and can be faked: during a lock period
+    LockSession is repeated every reassert period even while the hint says locked."""
+    await fake_logind.add_session("c1")
+    r = await make_rig(tmp_path, logind_bus, fake_logind, reassert_seconds=0.6)
+    backstop = asyncio.ensure_future(r.enforcer.run())
+    try:
+        r.minutes(10)
+        await until(lambda: r.watcher.locked, what="locked")
+        first = len(await fake_logind.calls("LockSession"))
+        await until(lambda: r.enforcer.stats.reasserts >= 2, timeout=4.0, what="two re-asserts")
+        assert r.watcher.locked  # nothing looked unlocked: these were re-asserts
+        assert len(await fake_logind.calls("LockSession")) >= first + 2
+    finally:
+        r.enforcer.stop()
+        await backstop
         await r.watcher.stop()
         r.agent.store.close()
