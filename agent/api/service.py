@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Annotated, Any
 
-from dbus_fast import BusType, Message, MessageType, PropertyAccess, Variant
+from dbus_fast import BusType, Message, MessageFlag, MessageType, PropertyAccess, Variant
 from dbus_fast import introspection as intr
 from dbus_fast.aio import MessageBus
 from dbus_fast.annotations import DBusBool, DBusInt64, DBusSignature, DBusStr
@@ -262,7 +262,7 @@ class AgentService:
             log.info("caller %s vanished before authorisation: %s", msg.sender, exc)
             return
         reply = self._answer(msg, spec, uid)
-        if msg.flags.value & 0x1:  # NO_REPLY_EXPECTED
+        if msg.flags & MessageFlag.NO_REPLY_EXPECTED:
             return
         bus.send(reply)
 

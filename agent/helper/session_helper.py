@@ -68,7 +68,7 @@ class SessionHelper:
                                       f"interface='{NOTIFICATIONS}'")
         self.agent_owner = await _owner(self.system, AGENT)
         self.notifier_owner = await _owner(self.session, NOTIFICATIONS)
-        await self.refresh_language()
+        await self.show_current_lock()
 
     async def stop(self) -> None:
         for bus in (self.system, self.session):
@@ -76,17 +76,27 @@ class SessionHelper:
                 bus.disconnect()
         self.system = self.session = None
 
-    async def refresh_language(self) -> None:
+    async def refresh_language(self) -> dict[str, Any]:
+        """Read the agent's status (for the child's language); {} if the agent is away."""
         if self.system is None or self.agent_owner is None:
-            return
+            return {}
         try:
             reply = await call(self.system, AGENT, AGENT_PATH, AGENT, "GetStatus")
         except DBusError as exc:
             log.warning("agent status unavailable: %s", exc)
-            return
-        lang = reply.body[0].get("Language")
-        if lang is not None and lang.value in messages.LANGUAGES:
-            self.language = lang.value
+            return {}
+        status = {k: v.value for k, v in reply.body[0].items()}
+        lang = status.get("Language")
+        if isinstance(lang, str) and lang in messages.LANGUAGES:
+            self.language = lang
+        return status
+
+    async def show_current_lock(self) -> None:
+        """At login or after a helper restart: if the device is locked, say so now."""
+        status = await self.refresh_language()
+        if status.get("Locked") is True:
+            await self.handle("TimeUp", "ss", [str(status.get("LockReason", "")),
+                                               str(status.get("LockMessage", ""))])
 
     # ------------------------------------------------------------------ agent signals
 
@@ -96,7 +106,8 @@ class SessionHelper:
         if msg.member == "NameOwnerChanged" and msg.sender == "org.freedesktop.DBus":
             if msg.body and msg.body[0] == AGENT:
                 self.agent_owner = msg.body[2] or None
-                self._spawn(self.refresh_language())
+                if self.agent_owner:
+                    self._spawn(self.show_current_lock())
             return False
         if msg.interface != AGENT or msg.sender is None or msg.sender != self.agent_owner:
             return False

@@ -147,17 +147,27 @@ async def test_counted_warned_locked_and_asking_for_more_time(rig: Rig) -> None:
     await until(lambda: rig.agent.tracker.active_since is None, what="no longer counting")
     assert await rig.logind.calls("LockSession") == [["c1"]]
 
+    # A helper started now (login, restart) shows the lock at once.
+    late = SessionHelper(system_address=rig.helper.system_address,
+                         session_address=rig.helper.session_address)
+    await late.start()
+    try:
+        again = (await rig.notify_count(4))[3]
+        assert again[3:5] == ["Time is up", "Today's screen time is used up."]
+    finally:
+        await late.stop()
+
     # The child clicks "ask for more time" on the time-up notification.
     await rig.notifications.click(1, "more-time")
     await until(lambda: bool(rig.controller.pending), what="request queued")
     [request] = rig.controller.pending.values()
     assert request.minutes == 15
-    sent = (await rig.notify_count(4))[3]
+    sent = (await rig.notify_count(5))[4]
     assert sent[4] == "Your request for more time was sent to your guardian."
 
     # The guardian says yes: the child is told, and the lock period ends.
     rig.controller.answer_request(request.id, approved=True)
-    answered = (await rig.notify_count(5))[4]
+    answered = (await rig.notify_count(6))[5]
     assert answered[4] == "Your guardian said yes: 15 more minutes."
     assert rig.agent.decision is not None and not rig.agent.decision.locked
 
