@@ -3,6 +3,7 @@ the bus who a caller is. Used by the logind adapter, the agent's service and the
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from dbus_fast import Message, MessageType
@@ -11,13 +12,20 @@ from dbus_fast.errors import DBusError
 
 BUS_NAME = "org.freedesktop.DBus"
 BUS_PATH = "/org/freedesktop/DBus"
+CALL_TIMEOUT = 10.0  # seconds; a hung peer must not stall enforcement forever
 
 
 async def call(bus: MessageBus, destination: str, path: str, interface: str, member: str,
                signature: str = "", body: list[Any] | None = None) -> Message:
-    """Call a method; raise DBusError (name and text of the peer's error) if it failed."""
-    reply = await bus.call(Message(destination=destination, path=path, interface=interface,
-                                   member=member, signature=signature, body=body or []))
+    """Call a method; raise DBusError (name and text of the peer's error) if it failed or
+    no answer came within CALL_TIMEOUT."""
+    message = Message(destination=destination, path=path, interface=interface, member=member,
+                      signature=signature, body=body or [])
+    try:
+        reply = await asyncio.wait_for(bus.call(message), CALL_TIMEOUT)
+    except TimeoutError:
+        raise DBusError("org.freedesktop.DBus.Error.Timeout",
+                        f"{destination} {member}: no answer in {CALL_TIMEOUT:g} s") from None
     if reply is None:
         raise DBusError("org.freedesktop.DBus.Error.NoReply", f"{member}: no reply")
     if reply.message_type is MessageType.ERROR:

@@ -164,8 +164,8 @@ class LogindWatcher:
         if msg.member == "NameOwnerChanged" and msg.sender == "org.freedesktop.DBus":
             if msg.body and msg.body[0] == LOGIN1:
                 self._owner = msg.body[2] or None
-                if self._owner:
-                    self._spawn(self.rescan())
+                if self._owner:  # logind restarted: our inhibitor died with the old one
+                    self._spawn(self._logind_restarted())
             return False
         if self._owner is None or msg.sender != self._owner:
             return False  # not from logind: forged or unrelated
@@ -188,6 +188,12 @@ class LogindWatcher:
         elif (msg.member == "SessionRemoved" and msg.signature == "so"
               and self.sessions.pop(msg.body[1], None) is not None):
             self._update("session-removed")
+
+    async def _logind_restarted(self) -> None:
+        self._release_inhibitor()
+        await self.rescan()
+        if not self.asleep:
+            await self._take_inhibitor()
 
     async def _session_new(self, sid: str, path: str) -> None:
         try:

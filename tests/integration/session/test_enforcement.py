@@ -228,3 +228,14 @@ async def test_a_session_claiming_to_be_locked_is_locked_again_now_and_then(
         await backstop
         await r.watcher.stop()
         r.agent.store.close()
+
+
+async def test_a_new_session_during_a_lock_is_locked_too(rig: Rig) -> None:
+    """Logging in again on another VT does not escape a lock period."""
+    rig.minutes(10)
+    await until(lambda: rig.watcher.locked, what="locked")
+    await rig.logind.add_session("c2", announce=True)
+    took = await until(lambda: len(rig.watcher.sessions) == 2 and rig.watcher.locked,
+                       timeout=2.0, what="the new session locked within 2 s")
+    assert ["c2"] in await rig.logind.calls("LockSession")
+    assert took < 2.0 and rig.watcher.counting is False

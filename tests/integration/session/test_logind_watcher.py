@@ -183,3 +183,22 @@ async def test_counting_state_read_at_start(logind_bus: devbus.PrivateBus,
     w = await watcher_for(logind_bus, rec)
     await w.stop()
     assert rec.sequence == [False]
+
+
+async def test_logind_restarting(logind_bus: devbus.PrivateBus, fake_logind: FakeLogind) -> None:
+    """A new logind: sessions are read again and the sleep inhibitor is taken from it."""
+    await fake_logind.add_session("c1")
+    rec = Recorder()
+    w = await watcher_for(logind_bus, rec)
+    try:
+        old = logind_bus.mocks[0]
+        old.terminate()
+        old.wait(timeout=10)
+        logind_bus.start_mock("logind")
+        await until(lambda: rec.sequence[-1] is False, what="no sessions on the new logind")
+        await fake_logind.add_session("c1", announce=True)
+        await until(lambda: rec.sequence[-1] is True, what="the session seen again")
+        await until(lambda: w.inhibiting, what="inhibitor")
+        assert [i[0] for i in await fake_logind.inhibitors()] == ["sleep"]
+    finally:
+        await w.stop()
