@@ -15,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.api.agent_controller import AgentController
 from agent.api.service import BUS_NAME, AgentService
 from agent.core.decision import Decision
+from agent.os import display
 from agent.os.logind import LogindWatcher
 from agent.os.session_enforcer import SessionEnforcer
 
@@ -36,6 +38,8 @@ class SessionConfig:
     guardian_secret: bytes | None = None  # shared at pairing; None: codes refused
     unlock_minutes: int = 30  # how long a guardian code unlocks
     recheck_seconds: float = 1.0  # the enforcer's backstop period
+    drm: Path = display.DRM  # where root reads whether the display is lit
+    backlight: Path = display.BACKLIGHT
     bus_name: str = BUS_NAME
 
 
@@ -53,7 +57,10 @@ class SessionLayer:
                                      bus_address=config.bus_address)
         self.enforcer = SessionEnforcer(self.watcher, self.service,
                                         recheck_seconds=config.recheck_seconds)
+        self.display = display.DisplayWatch(self.watcher.set_display, drm=config.drm,
+                                            backlight=config.backlight)
         self._backstop: asyncio.Task[None] | None = None
+        self._display_task: asyncio.Task[None] | None = None
         agent.subscribe(self.on_decision)
 
     def on_decision(self, decision: Decision, previous: Decision | None) -> None:
@@ -70,13 +77,19 @@ class SessionLayer:
     async def start(self) -> None:
         await self.service.start()
         await self.watcher.start()
+        self.display.check()
+        self._display_task = asyncio.ensure_future(self.display.run())
         self._backstop = asyncio.ensure_future(self.enforcer.run())
-        log.info("session layer up: child uid %d, %d session(s)", self.config.child_uid,
-                 len(self.watcher.sessions))
+        log.info("session layer up: child uid %d, %d session(s), display %s",
+                 self.config.child_uid, len(self.watcher.sessions),
+                 "unknown (trusting IdleHint/LockedHint)" if self.display.on is None
+                 else ("on" if self.display.on else "off"))
 
     async def stop(self) -> None:
         self.enforcer.stop()
-        if self._backstop is not None:
-            await self._backstop
+        self.display.stop()
+        for task in (self._backstop, self._display_task):
+            if task is not None:
+                await task
         await self.watcher.stop()
         await self.service.stop()

@@ -1,11 +1,15 @@
 """Follows the child's sessions through logind and reduces them to one fact: does time count?
 
 Time counts while the device is awake and at least one of the child's sessions is active
-(in front on its seat), not idle and not locked. The adapter reports only changes of that
-boolean through `on_activity(counting)`; it never reads a clock for decisions (the daemon
-stamps each change with trusted time). Signals are accepted only from the current owner of
-org.freedesktop.login1, so a child sending a forged PrepareForSleep or PropertiesChanged on
-the system bus changes nothing. A delay inhibitor lets usage be committed before sleep.
+(in front on its seat) and the display is lit (`set_display`, from agent.os.display).
+Where root cannot see the display, the session's IdleHint and LockedHint stand in for it;
+they come from programs running as the child, so the display fact is preferred.
+
+The adapter reports only changes of that boolean through `on_activity(counting)`; it never
+reads a clock for decisions (the daemon stamps each change with trusted time). Signals are
+accepted only from the current owner of org.freedesktop.login1, so a child sending a forged
+PrepareForSleep or PropertiesChanged on the system bus changes nothing. A delay inhibitor
+lets usage be committed before sleep.
 """
 
 from __future__ import annotations
@@ -48,9 +52,15 @@ class SessionState:
         return self.active and not self.idle and not self.locked and self.state == "active"
 
 
-def counting(sessions: dict[str, SessionState], asleep: bool) -> bool:
-    """The one rule: awake and some session of the child is in front, not idle, not locked."""
-    return not asleep and any(s.counting for s in sessions.values())
+def counting(sessions: dict[str, SessionState], asleep: bool, display: bool | None = None) -> bool:
+    """The one rule: awake and some session of the child is in front; and then either the
+    display is lit (when root can see it: `display` is not None, and the child-reported
+    IdleHint/LockedHint are not trusted), or, without display facts, not idle and not locked."""
+    if asleep:
+        return False
+    if display is not None:
+        return display and any(s.active and s.state == "active" for s in sessions.values())
+    return any(s.counting for s in sessions.values())
 
 
 class LogindWatcher:
@@ -66,6 +76,7 @@ class LogindWatcher:
         self.bus: MessageBus | None = None
         self.sessions: dict[str, SessionState] = {}
         self.asleep = False
+        self.display: bool | None = None  # from agent.os.display; None: not known
         self.counting: bool | None = None
         self.listeners: list[Callable[[str], None]] = []  # told "unlocked", "changed", ...
         self._owner: str | None = None
@@ -121,8 +132,13 @@ class LogindWatcher:
             return None
         return _apply(SessionState(sid, path), props)
 
+    def set_display(self, on: bool | None) -> None:
+        """The display watch's callback: the panel went on or off (None: unknown)."""
+        self.display = on
+        self._update("display")
+
     def _update(self, why: str) -> None:
-        now_counting = counting(self.sessions, self.asleep)
+        now_counting = counting(self.sessions, self.asleep, self.display)
         if now_counting != self.counting:
             self.counting = now_counting
             log.debug("counting=%s (%s)", now_counting, why)

@@ -202,3 +202,32 @@ async def test_logind_restarting(logind_bus: devbus.PrivateBus, fake_logind: Fak
         assert [i[0] for i in await fake_logind.inhibitors()] == ["sleep"]
     finally:
         await w.stop()
+
+
+async def test_with_display_facts_the_childs_hints_do_not_stop_the_count(
+        logind_bus: devbus.PrivateBus, fake_logind: FakeLogind) -> None:
+    """IdleHint/LockedHint come from the child's own programs: with the display known, a lit
+    display in front counts, whatever the hints say; a dark one does not."""
+    await fake_logind.add_session("c1")
+    rec = Recorder()
+    w = await watcher_for(logind_bus, rec)
+    try:
+        w.set_display(True)
+        before = rec.changes
+        await fake_logind.set("c1", IdleHint=True, LockedHint=True)  # the child's fake
+        await settle(rec, before)
+        assert rec.sequence == [True]
+        w.set_display(False)  # the panel went dark
+        assert rec.sequence == [True, False]
+        w.set_display(True)
+        before = rec.changes
+        await fake_logind.set("c1", Active=False)  # another session in front
+        await settle(rec, before)
+        assert rec.sequence == [True, False, True, False]
+        w.set_display(None)  # display facts lost: the hints stand in again
+        before = rec.changes
+        await fake_logind.set("c1", Active=True, State="active")
+        await settle(rec, before)
+        assert rec.sequence[-1] is False  # idle and locked per the hints
+    finally:
+        await w.stop()
