@@ -80,19 +80,22 @@ class AgentController:
         return rid
 
     def answer_request(self, request_id: str, approved: bool, minutes: int = 0) -> bool:
-        """The guardian's answer (from sync); False if no such request is pending."""
+        """The guardian's answer (from sync): grant `minutes` (or, if 0, the minutes asked)
+        and tell the child. Works for a request asked before a restart too, when the answer
+        names its minutes. Returns whether the request was pending here."""
         request = self.pending.pop(request_id, None)
-        if request is None:
-            return False
-        granted = (minutes or request.minutes) if approved else 0
+        asked = request.minutes if request is not None else 0
+        granted = (minutes or asked) if approved else 0
         if granted:
             self.agent.grant_minutes(granted, GrantSource.DASHBOARD, f"request {request_id}")
             self.agent.tick()
+        if approved and not granted:
+            return False  # an unknown request and no minutes named: nothing to grant
         key = messages.Key.REQUEST_APPROVED if approved else messages.Key.REQUEST_DENIED
         text = messages.message(key, self.language, minutes=granted)
         if self.answered is not None:
             self.answered(request_id, approved, granted, text)
-        return True
+        return request is not None
 
     def report(self, kind: ReportKind, note: str) -> str:
         rid = uuid.uuid4().hex

@@ -362,3 +362,12 @@ async def test_notices_become_signals(rig: Rig) -> None:
                    ("RestReminder", ["rest"]),
                    ("TimeUp", ["budget_spent", "Today's screen time is used up."]),
                    ("AppBlocked", ["org.example.Game", "It is not game time now."])]
+
+
+async def test_answers_to_requests_from_before_a_restart(rig: Rig) -> None:
+    """Pending requests live in memory; the guardian's answer names its minutes, so an answer
+    that arrives after a restart still grants them."""
+    assert rig.controller.answer_request("asked-yesterday", approved=True, minutes=10) is False
+    assert rig.agent.decision is not None and rig.agent.decision.budget_seconds == 20 * 60
+    assert rig.controller.answer_request("unknown", approved=True) is False  # nothing to grant
+    assert rig.agent.decision.budget_seconds == 20 * 60
