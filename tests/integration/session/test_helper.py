@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,3 +180,38 @@ async def test_actions_on_notifications_that_are_not_ours_do_nothing(rig: Rig) -
     await rig.notify_count(1)  # the warning proves the helper processed signals since
     await asyncio.sleep(0.1)
     assert rig.controller.pending == {}
+
+
+async def test_the_helper_program_runs_and_stops_cleanly(tmp_path: Path,
+                                                         logind_bus: devbus.PrivateBus) -> None:
+    """The console script as a process: it shows a warning, and SIGTERM ends it with 0."""
+    session_bus = devbus.start_bus(system=False, agent_policy=None)
+    session_bus.start_mock("notification_daemon", system=False)
+    agent = Agent(StateStore(tmp_path / "state.sqlite"),
+                  ManualClock(iso("2026-11-28T10:00"), zone="Asia/Shanghai"), None)
+    service = AgentService(AgentController(agent), os.getuid(), bus_address=logind_bus.address)
+    await service.start()
+    notify_client = await MessageBus(bus_address=session_bus.address).connect()
+    script = Path(sys.executable).with_name("minormode-session-helper")
+    proc = await asyncio.create_subprocess_exec(
+        str(script), "--system-bus", logind_bus.address, "--session-bus", session_bus.address,
+        stderr=asyncio.subprocess.PIPE)
+    try:
+        fake = FakeNotifications(notify_client)
+        deadline = asyncio.get_running_loop().time() + 15
+        while not await fake.notifies():  # until the helper is up, warn again
+            assert asyncio.get_running_loop().time() < deadline, "the helper never notified"
+            service.warning(5, "5 minutes left. Time to finish up.")
+            await asyncio.sleep(0.2)
+        assert (await fake.notifies())[0][4] == "5 minutes left. Time to finish up."
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 10)
+        assert proc.returncode == 0, err.decode()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        notify_client.disconnect()
+        await service.stop()
+        agent.store.close()
+        session_bus.stop()

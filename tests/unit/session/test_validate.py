@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent.api import validate as v
 from agent.api.controller import ReportKind
@@ -57,3 +60,26 @@ def test_policy_path(tmp_path: Path) -> None:
                      (str(tmp_path / "none"), "regular file"), ("/" + "a" * 5000, "1..4096")]:
         with pytest.raises(v.InvalidArgumentError, match=why):
             v.policy_path(bad)
+
+
+@given(st.text(max_size=80))
+def test_text_accepts_or_names_the_problem(note: str) -> None:
+    try:
+        clean = v.text("note", note, 60)
+    except v.InvalidArgumentError as exc:
+        assert str(exc).startswith("note: ")
+    else:
+        assert clean == note and len(note) <= 60
+        assert all(ch in "\n\t\u200c\u200d" or not unicodedata.category(ch).startswith("C")
+                   for ch in note)
+
+
+@given(st.text(max_size=12))
+def test_only_eight_ascii_digits_are_codes(code: str) -> None:
+    ok = len(code) == 8 and all(c in "0123456789" for c in code)
+    try:
+        v.guardian_code(code)
+    except v.InvalidArgumentError:
+        assert not ok
+    else:
+        assert ok
