@@ -153,12 +153,18 @@ def start_bus(*, system: bool = True, agent_policy: Path | None = AGENT_POLICY,
     log.close()
     deadline = time.monotonic() + timeout
     while not socket.exists():
+        failure = None
         if proc.poll() is not None:
-            raise DevBusError(f"dbus-daemon exited with {proc.returncode}: "
-                              f"{(where / 'dbus-daemon.log').read_text()}")
-        if time.monotonic() > deadline:
+            failure = (f"dbus-daemon exited with {proc.returncode}: "
+                       f"{(where / 'dbus-daemon.log').read_text()}")
+        elif time.monotonic() > deadline:
             proc.kill()
-            raise DevBusError(f"dbus-daemon did not create {socket} within {timeout} s")
+            proc.wait()
+            failure = f"dbus-daemon did not create {socket} within {timeout} s"
+        if failure is not None:
+            if own:
+                shutil.rmtree(where, ignore_errors=True)
+            raise DevBusError(failure)
         time.sleep(0.01)
     socket.chmod(0o666)
     return PrivateBus(where, f"unix:path={socket}", proc, _own_directory=own)

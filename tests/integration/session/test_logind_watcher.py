@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import subprocess
+import tempfile
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from support.sessionbus import CHILD_UID, FakeLogind, until
@@ -231,3 +233,10 @@ async def test_with_display_facts_the_childs_hints_do_not_stop_the_count(
         assert rec.sequence[-1] is False  # idle and locked per the hints
     finally:
         await w.stop()
+
+
+def test_a_bus_that_cannot_start_says_why_and_leaves_nothing(tmp_path: Path) -> None:
+    before = set(Path(tempfile.gettempdir()).glob("minormode-bus-*"))
+    with pytest.raises(devbus.DevBusError, match=r"missing\.conf"):
+        devbus.start_bus(agent_policy=tmp_path / "missing.conf")
+    assert set(Path(tempfile.gettempdir()).glob("minormode-bus-*")) == before
