@@ -244,9 +244,8 @@ class AgentService:
         """Take every method call on our interface (and interface-less calls of our methods)."""
         if msg.message_type is not MessageType.METHOD_CALL or msg.path != OBJECT_PATH:
             return False
-        if msg.interface is None and msg.member in METHODS:
-            pass
-        elif msg.interface != INTERFACE:
+        ours = msg.interface == INTERFACE or (msg.interface is None and msg.member in METHODS)
+        if not ours:
             return False
         spec = METHODS.get(msg.member or "")
         self._spawn(self._dispatch(msg, spec))
