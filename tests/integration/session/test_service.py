@@ -371,3 +371,17 @@ async def test_answers_to_requests_from_before_a_restart(rig: Rig) -> None:
     assert rig.agent.decision is not None and rig.agent.decision.budget_seconds == 20 * 60
     assert rig.controller.answer_request("unknown", approved=True) is False  # nothing to grant
     assert rig.agent.decision.budget_seconds == 20 * 60
+
+
+async def test_calls_without_an_interface_name_are_checked_too(rig: Rig) -> None:
+    """D-Bus allows a method call without an interface; it must not bypass the uid check."""
+    def bare(member: str, signature: str, body: list[Any]) -> Message:
+        return Message(destination="org.minormode.Agent1", path="/org/minormode/Agent1",
+                       member=member, signature=signature, body=body)
+
+    refused = await rig.root.call(bare("RequestMoreTime", "us", [10, "x"]))
+    assert refused is not None and refused.error_name == "org.freedesktop.DBus.Error.AccessDenied"
+    assert rig.controller.pending == {}
+    granted = await rig.root.call(bare("GrantMinutes", "us", [5, "bare"]))
+    assert granted is not None and granted.message_type is MessageType.METHOD_RETURN
+    assert rig.agent.decision is not None and rig.agent.decision.budget_seconds == 15 * 60
