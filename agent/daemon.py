@@ -34,9 +34,15 @@ from agent.core.parse import (
 )
 from agent.core.policy import AgeBand, Policy
 from agent.core.usage import Usage
+from agent.filter.server import FilterSettings
+from agent.filter.service import NetworkFilter
 from agent.os import sdnotify
+from agent.os.appguard import AppGuard, AppGuardConfig
 from agent.os.clocksource import ClockSource, SimulatedClock, SystemClock
-from agent.store.events import Event, EventKind
+from agent.os.gatetable import GateConfig
+from agent.store.events import Event, EventKind, EventSink
+from agent.store.layout import StoreLayout
+from agent.store.maintenance import StoreMaintenance
 from agent.store.state import StateStore
 
 log = logging.getLogger("minormode.agent")
@@ -65,8 +71,9 @@ class Agent:
     """State and wiring; drive it with `tick()` (tests) or `run()` (the daemon)."""
 
     def __init__(self, store: StateStore, clock: ClockSource, policy_path: Path | None,
-                 fallback_band: AgeBand = AgeBand.AGE_8_12) -> None:
+                 fallback_band: AgeBand = AgeBand.AGE_8_12, events: EventSink | None = None) -> None:
         self.store, self.clock, self.policy_path = store, clock, policy_path
+        self.events: EventSink = events or store  # the encrypted journal in the daemon
         self.fallback_band = fallback_band
         self.tracker = ActivityTracker()
         self.mark: Watermark | None = store.load_watermark()
@@ -101,17 +108,17 @@ class Agent:
             policy = load_policy_file(path)
         except PolicyError as exc:
             log.error("policy rejected, keeping version %d:\n%s", self.policy.version, exc)
-            self.store.record(Event(EventKind.POLICY_REJECTED, now, {"source": str(path), "why": str(exc)}))
+            self.events.record(Event(EventKind.POLICY_REJECTED, now, {"source": str(path), "why": str(exc)}))
             return PolicyLoad(False, str(exc))
         saved = self.store.last_policy()
         if saved is not None and policy.version < saved[0]:
             why = f"{path}: version {policy.version} is older than the loaded version {saved[0]}"
             log.error("policy rejected: %s", why)
-            self.store.record(Event(EventKind.POLICY_REJECTED, now, {"source": str(path), "why": why}))
+            self.events.record(Event(EventKind.POLICY_REJECTED, now, {"source": str(path), "why": why}))
             return PolicyLoad(False, why)
         self.policy = policy
         self.store.save_policy(policy.version, str(path), policy_to_mapping(policy), now)
-        self.store.record(Event(EventKind.POLICY_LOADED, now, {"version": policy.version}))
+        self.events.record(Event(EventKind.POLICY_LOADED, now, {"version": policy.version}))
         log.info("policy version %d loaded from %s (age band %s)", policy.version, path, policy.age_band)
         self.poke()
         return PolicyLoad(True, f"version {policy.version} loaded")
@@ -135,9 +142,14 @@ class Agent:
             kind = _CLOCK_EVENT_KIND.get(e.kind)
             if kind is not None:
                 log.warning("clock: %s (%+.1f s) %s", e.kind.value, e.delta_seconds, e.detail)
-                self.store.record(Event(kind, e.at, {"what": e.kind.value, "delta_seconds": e.delta_seconds,
+                self.events.record(Event(kind, e.at, {"what": e.kind.value, "delta_seconds": e.delta_seconds,
                                                      "detail": e.detail}))
         return self.mark.trusted
+
+    @property
+    def trusted_now(self) -> datetime:
+        """The last trusted instant, without reading the clock (for components' timestamps)."""
+        return self.mark.trusted if self.mark is not None else self.now()
 
     def set_counting(self, counting: bool) -> None:
         """The session layer: time counts now (active, not idle/locked/asleep) or not."""
@@ -166,7 +178,7 @@ class Agent:
 
     def add_grant(self, grant: Grant, reason: str = "") -> None:
         self.store.add_grant(grant)
-        self.store.record(Event(EventKind.GRANT_USED, grant.issued_at, {
+        self.events.record(Event(EventKind.GRANT_USED, grant.issued_at, {
             "kind": grant.kind.value, "minutes": grant.minutes, "source": grant.source.value,
             "expires": grant.expires_at.isoformat(), "reason": reason,
         }))
@@ -222,10 +234,11 @@ class Agent:
         self.store.purge_grants_before(cutoff)
 
     async def run(self) -> None:
-        self.store.record(Event(EventKind.AGENT_START, self.now(), {"policy_version": self.policy.version}))
+        self.events.record(Event(EventKind.AGENT_START, self.now(), {"policy_version": self.policy.version}))
         self.purge()
         self.tick()
         sdnotify.notify("READY=1", f"STATUS=enforcing policy version {self.policy.version}")
+        log.info("enforcing policy version %d", self.policy.version)
         watchdog = sdnotify.watchdog_interval()
         loop = asyncio.get_running_loop()
         last_ping = loop.time()
@@ -289,6 +302,46 @@ class DevChild:
 # ---------------------------------------------------------------------- entry point
 
 
+async def _start_exec_gate(agent: Agent, args: argparse.Namespace) -> AppGuard:
+    """The exec gate on the mounts the device settings name (never in tests: they mark
+    only a tmpfs of their own through AppGuard directly)."""
+    config = AppGuardConfig(
+        marks=tuple(args.exec_gate_mark),
+        child_uids=frozenset(args.child_uid),
+        gate=GateConfig(also_restricted=frozenset(args.child_uid)),
+    )
+
+    def outage(down: bool) -> None:
+        log.warning("exec gate %s", "down: the session stays locked" if down else "back")
+
+    guard = AppGuard(config, agent.events, lambda app_id, text: log.info("blocked %s: %s", app_id, text),
+                     outage, lambda: agent.trusted_now)
+    decision = agent.decision or agent.tick()
+    await guard.start(decision.apps)
+    agent.subscribe(guard.on_decision)
+    return guard
+
+
+def _address(text: str) -> tuple[str, int]:
+    """"IP:PORT" or "[IPv6]:PORT"."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected IP:PORT, e.g. 127.0.0.1:53")
+    return host.strip("[]"), int(port)
+
+
+def _start_network_filter(agent: Agent, args: argparse.Namespace) -> NetworkFilter:
+    """The DNS filter and the nftables table; follows each Decision's filter profile."""
+    settings = FilterSettings(listen=tuple(args.dns_listen or [("127.0.0.1", 53)]),
+                              upstreams=tuple(args.dns_upstream),
+                              lists_dir=args.lists or args.state / "lists")
+    network = NetworkFilter(settings, child_uids=tuple(args.child_uid), events=agent.events)
+    decision = agent.decision or agent.tick()
+    network.start(decision.filter, decision.policy_version)
+    agent.subscribe(lambda d, _prev: network.update(d.filter, d.policy_version))
+    return network
+
+
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="minormode-agent", description=__doc__)
     p.add_argument("--policy", type=Path, default=Path("/etc/minormode/policy.toml"))
@@ -299,7 +352,18 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="development mode: simulated clock and a simulated child using the device")
     p.add_argument("--speed", type=float, default=60.0, help="dev: simulated seconds per real second")
     p.add_argument("--start", default="2026-11-23T06:55:00+08:00", help="dev: simulated start time")
+    p.add_argument("--child-uid", type=int, action="append", default=[],
+                   help="the child's unix uid (repeatable; default 1000)")
+    p.add_argument("--exec-gate-mark", action="append", default=[], metavar="MOUNT",
+                   help="enforce the app allowlist at exec time on this mount (repeatable; the "
+                        "device image passes /; without it the exec gate is off)")
+    p.add_argument("--dns-upstream", type=_address, action="append", default=[], metavar="IP:PORT",
+                   help="resolver the DNS filter forwards to (repeatable; without it the filter is off)")
+    p.add_argument("--dns-listen", type=_address, action="append", default=[], metavar="IP:PORT",
+                   help="where the DNS filter listens (default 127.0.0.1:53)")
+    p.add_argument("--lists", type=Path, help="compiled domain lists (default STATE/lists)")
     p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-file", type=Path, help="log here instead of standard error")
     args = p.parse_args(argv)
     if args.speed <= 0 or args.speed > 10_000:
         p.error(f"--speed {args.speed}: must be above 0 and at most 10000")
@@ -310,17 +374,29 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if start.tzinfo is None:
         p.error(f"--start {args.start!r}: give an offset, e.g. +08:00")
     args.start = start.astimezone(UTC)
+    args.child_uid = args.child_uid or [1000]
+    if any(uid <= 0 for uid in args.child_uid):
+        p.error(f"--child-uid {args.child_uid}: the child is never root")
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+                        **({"filename": str(args.log_file)} if args.log_file else {"stream": sys.stderr}))
     args.state.mkdir(parents=True, exist_ok=True, mode=0o700)
     store = StateStore(args.state / "state.sqlite")
     clock: ClockSource = SimulatedClock(args.start, args.speed) if args.dev else SystemClock()
-    agent = Agent(store, clock, args.policy, AgeBand(args.band))
+    layout = StoreLayout(args.state)
+    holder: list[Agent] = []  # the journal opens before the agent exists
+
+    def trusted() -> datetime:
+        return holder[0].trusted_now if holder else datetime.now(UTC)
+
+    journal = layout.open_journal(clock=trusted)
+    ledger = layout.open_ledger()
+    agent = Agent(store, clock, args.policy, AgeBand(args.band), events=journal)
+    holder.append(agent)
     result = agent.load_policy()
     if not result.ok:
         log.warning("running with policy version %d (%s)", agent.policy.version,
@@ -335,11 +411,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         loop.add_signal_handler(signal.SIGTERM, agent.stop)
         loop.add_signal_handler(signal.SIGINT, agent.stop)
         loop.add_signal_handler(signal.SIGHUP, agent.load_policy)
-        await agent.run()
+        maintenance = StoreMaintenance(journal, ledger, lambda: agent.policy, trusted)
+        background = [asyncio.ensure_future(maintenance.run())]
+        guard = None
+        network = None
+        if args.dns_upstream:
+            network = _start_network_filter(agent, args)
+        if args.exec_gate_mark:
+            guard = await _start_exec_gate(agent, args)
+            background.append(asyncio.ensure_future(guard.run_tracking(agent.app_started, agent.app_stopped)))
+        try:
+            await agent.run()
+        finally:
+            maintenance.stop()
+            for task in background[1:]:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            if guard is not None:
+                await guard.stop()
+            if network is not None:
+                network.stop()
 
     try:
         asyncio.run(serve())
     finally:
+        journal.close()
+        ledger.close()
         store.close()
     return 0
 

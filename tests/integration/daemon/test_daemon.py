@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -97,7 +98,15 @@ def test_bad_policy_keeps_the_last_good_one(daemon: Daemon) -> None:
     store = StateStore(daemon.tmp / "state" / "state.sqlite")
     saved = store.last_policy()
     assert saved is not None and saved[0] == 3
-    assert len(store.events(EventKind.POLICY_REJECTED)) == 2
+    # Events about the child go to the sealed journal; before pairing, root's local key opens it.
+    read = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "journal", "read", "--state", str(daemon.tmp / "state"),
+         "--key", str(daemon.tmp / "state" / "journal-local.key")],
+        capture_output=True, text=True, cwd=ROOT, check=True,
+    )
+    kinds = [json.loads(line)["kind"] for line in read.stdout.splitlines()]
+    assert kinds.count(EventKind.POLICY_REJECTED.value) == 2
+    assert store.events() == [], "events about the child must not land in the plain state file"
 
 
 def test_starts_on_the_last_good_policy_when_the_file_is_broken(tmp_path: Path) -> None:

@@ -1,0 +1,188 @@
+"""The daemon's one handle on app enforcement: catalogue, exec gate, running apps, stops.
+
+Wiring (agent/daemon.py), on the asyncio loop:
+
+    guard = AppGuard(AppGuardConfig(...), agent.store, notify, on_outage, agent.now)
+    await guard.start(agent.decision.apps)    # scans apps, starts the gate process
+    agent.subscribe(guard.on_decision)         # new verdicts at once, stops spent apps
+    tracking = asyncio.ensure_future(guard.run_tracking(agent.app_started, agent.app_stopped))
+    ... on shutdown: tracking.cancel(); await guard.stop()
+
+Everything blocking (scanning, hashing, starting the gate, writing to its pipe) runs in
+a worker thread; callbacks from the gate's supervisor thread are handed to the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from agent.core.decision import AppAccess, Decision
+from agent.core.usage import Interval
+from agent.os.appstop import AppStopper, StopResult
+from agent.os.apptracker import AppChanges, AppTracker, Attributor, running_apps
+from agent.os.catalogue import DEFAULT_DIRS, AppInfo, scan
+from agent.os.execgate import Blocked
+from agent.os.gateevents import blocked_event, blocked_message, outage_event
+from agent.os.gateproc import GateOutage, GateSupervisor
+from agent.os.gatetable import GateConfig, GateTable, build_table, loader_paths
+from agent.store.events import EventSink
+
+
+@dataclass(frozen=True)
+class AppGuardConfig:
+    # Filesystems holding executables the child can reach; on the device ("/",) plus any
+    # separate exec-capable one. No default, so nothing marks "/" by accident (tests!).
+    marks: tuple[str, ...]
+    child_uids: frozenset[int] = frozenset({1000})
+    desktop_dirs: tuple[str, ...] = DEFAULT_DIRS
+    session_apps: frozenset[str] = frozenset()  # app IDs the session needs (never stopped)
+    gate: GateConfig = field(default_factory=GateConfig)
+    grace_seconds: float = 5.0  # between SIGTERM and SIGKILL
+    python: str | None = None  # interpreter for the gate process (default: this one)
+
+
+class AppGuard:
+    def __init__(
+        self,
+        config: AppGuardConfig,
+        sink: EventSink,
+        notify: Callable[[str, str], None],
+        on_outage: Callable[[bool], None],
+        clock: Callable[[], datetime],
+    ) -> None:
+        """`notify(app_id, text)` tells the child (session helper); `on_outage(True)`
+        locks the session until `on_outage(False)`; `clock()` is the trusted time."""
+        self.config = config
+        self.sink = sink
+        self.notify = notify
+        self.on_outage = on_outage
+        self.clock = clock
+        self.apps: dict[str, AppInfo] = {}
+        self.scan_errors: list[str] = []
+        self._access: AppAccess | None = None
+        self._generation = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._supervisor: GateSupervisor | None = None
+        self._attributor: Attributor | None = None
+        self._tracker: AppTracker | None = None
+        self._applying = asyncio.Lock()
+        self._tasks: set[asyncio.Task[dict[str, StopResult]]] = set()
+
+    # -- lifecycle
+
+    async def start(self, access: AppAccess) -> None:
+        self._loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self._scan)
+        self._access = access
+        table = await asyncio.to_thread(self._table, access)
+        kwargs = {"python": self.config.python} if self.config.python else {}
+        self._supervisor = GateSupervisor(
+            self.config.marks,
+            table,
+            self._from_gate_blocked,
+            self._from_gate_outage,
+            **kwargs,  # type: ignore[arg-type]
+        )
+        await asyncio.to_thread(self._supervisor.start)
+
+    async def stop(self) -> None:
+        if self._supervisor is not None:
+            await asyncio.to_thread(self._supervisor.stop)
+            self._supervisor = None
+
+    async def rescan(self) -> None:
+        """The installed apps changed (package or Flatpak install): rebuild everything."""
+        await asyncio.to_thread(self._scan)
+        if self._access is not None:
+            await self._push(self._access)
+
+    # -- decisions
+
+    async def apply(self, access: AppAccess) -> dict[str, StopResult]:
+        """Enforce a new Decision's app access: new verdicts at once, then stop apps
+        that may no longer run (their own limit spent, blocked, or the budget ended)."""
+        async with self._applying:
+            if access != self._access:
+                self._access = access
+                await self._push(access)
+            running = await asyncio.to_thread(self._running)
+            stopper = AppStopper(self.apps, self.sink, self.notify, self.config.grace_seconds)
+            return await stopper.enforce(access, running, self.clock())
+
+    def on_decision(self, decision: Decision, previous: Decision | None) -> None:
+        """An `Agent` subscriber: apply the app access when it changed (not every tick)."""
+        if previous is not None and decision.apps == previous.apps:
+            return
+        task = asyncio.ensure_future(self.apply(decision.apps))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def run_tracking(
+        self,
+        started: Callable[[str, frozenset[str]], None],
+        stopped: Callable[[str], None],
+        interval: float = 2.0,
+    ) -> None:
+        """Report apps starting and stopping (Agent.app_started / app_stopped) until
+        cancelled; an app is seen within `interval` seconds."""
+        while True:
+            changes = await self.poll()
+            for app_id in sorted(changes.stopped):
+                stopped(app_id)
+            for app_id in sorted(changes.started):
+                info = self.apps.get(app_id)
+                started(app_id, info.categories if info else frozenset())
+            await asyncio.sleep(interval)
+
+    async def poll(self) -> AppChanges:
+        """Which apps started or stopped since the last poll (for the activity tracker)."""
+        assert self._tracker is not None, "start() first"
+        return await asyncio.to_thread(self._tracker.poll, self.clock())
+
+    def intervals_at(self, now: datetime) -> dict[str, tuple[Interval, ...]]:
+        assert self._tracker is not None, "start() first"
+        return self._tracker.intervals_at(now)
+
+    # -- internals
+
+    def _scan(self) -> None:
+        result = scan(self.config.desktop_dirs, session_apps=self.config.session_apps)
+        self.apps, self.scan_errors = result.apps, result.errors
+        self._attributor = Attributor(self.apps)
+        if self._tracker is None:
+            self._tracker = AppTracker(self._running)
+
+    def _running(self) -> dict[str, frozenset[int]]:
+        assert self._attributor is not None
+        return running_apps(self._attributor, self.config.child_uids)
+
+    def _table(self, access: AppAccess) -> GateTable:
+        self._generation += 1
+        gate = self.config.gate
+        # The dynamic loaders are always base: without them no dynamic program starts.
+        gate = replace(gate, base_paths=tuple(dict.fromkeys((*gate.base_paths, *loader_paths()))))
+        return build_table(self.apps, access, gate, self._generation)
+
+    async def _push(self, access: AppAccess) -> None:
+        table = await asyncio.to_thread(self._table, access)
+        if self._supervisor is not None:
+            await asyncio.to_thread(self._supervisor.update, table)
+
+    def _from_gate_blocked(self, blocked: Blocked) -> None:  # supervisor thread
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._blocked, blocked)
+
+    def _from_gate_outage(self, outage: GateOutage) -> None:  # supervisor thread
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._outage, outage)
+
+    def _blocked(self, blocked: Blocked) -> None:
+        self.sink.record(blocked_event(blocked, self.clock()))
+        self.notify(blocked.app_id or blocked.path, blocked_message(blocked, self.apps))
+
+    def _outage(self, outage: GateOutage) -> None:
+        self.on_outage(outage.started)
+        self.sink.record(outage_event(outage, self.clock()))

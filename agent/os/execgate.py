@@ -1,0 +1,291 @@
+"""The exec gate: answers every FAN_OPEN_EXEC_PERM event on the marked filesystems.
+
+The loop never waits on the asyncio loop or on anything but the fanotify fd: it reads the
+current `GateTable` by reference (swapped whole by `update`), answers each event in a
+`finally`, caches allowed files with ignore marks, and hands "blocked" facts to a
+callback that must not block (the daemon passes `loop.call_soon_threadsafe`-style
+callables). Blocks are deduplicated per app and reason until the table changes, so the
+child is told once per app, not once per exec attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from agent.os import fanotify
+from agent.os.gateledger import Ledger
+from agent.os.gatetable import GateReason, GateTable, Judgement, hash_fd, judge
+
+log = logging.getLogger(__name__)
+
+GROUP_FLAGS = (
+    fanotify.FAN_CLASS_CONTENT
+    | fanotify.FAN_CLOEXEC
+    | fanotify.FAN_NONBLOCK
+    | fanotify.FAN_REPORT_TID  # the pid is the exec'ing thread: its own credentials
+    | fanotify.FAN_UNLIMITED_QUEUE
+    | fanotify.FAN_UNLIMITED_MARKS
+)
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """An exec the gate denied (first of its kind since the table changed)."""
+
+    app_id: str | None
+    reason: str
+    path: str
+    uid: int
+
+
+@dataclass
+class GateStats:
+    events: int = 0
+    allowed: int = 0
+    denied: int = 0
+    cached: int = 0
+    errors: int = 0
+
+
+def uid_of(tid: int) -> int:
+    """The real uid of a thread (credentials of the exec'ing thread, not the dumpable-
+    dependent owner of /proc/PID). A setuid program run by the child keeps the child's
+    real uid, so it is still judged as the child."""
+    with open(f"/proc/{tid}/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"Uid:"):
+                return int(line.split()[1])
+    raise OSError(f"/proc/{tid}/status has no Uid line")
+
+
+def create_group(paths: Sequence[str], mark_kind: int = fanotify.FAN_MARK_FILESYSTEM) -> int:
+    """A fanotify group marking each path's filesystem (or mount) for exec permission."""
+    fan_fd = fanotify.init(GROUP_FLAGS)
+    try:
+        for path in paths:
+            fanotify.mark(fan_fd, fanotify.FAN_MARK_ADD | mark_kind, fanotify.FAN_OPEN_EXEC_PERM, path)
+    except OSError:
+        os.close(fan_fd)
+        raise
+    return fan_fd
+
+
+class GateLoop:
+    """The event loop proper, shared by the thread runner and the gate process."""
+
+    def __init__(
+        self,
+        fan_fd: int,
+        table: GateTable,
+        on_blocked: Callable[[Blocked], None] | None = None,
+        *,
+        cache: bool = True,
+        ledger: Ledger | None = None,
+        after_read: Callable[[], None] | None = None,
+    ) -> None:
+        self.fan_fd = fan_fd
+        self.ledger = ledger  # in-flight events, for the supervisor after a crash
+        self.after_read = after_read  # a test seam: runs between read and answers
+        self.cache = cache  # False only to measure the uncached path (tests/bench)
+        self.table = table
+        self.on_blocked = on_blocked
+        self.stats = GateStats()
+        self._told: set[tuple[str | None, str]] = set()
+        self._told_generation = table.generation
+
+    def swap(self, table: GateTable) -> None:
+        """Install a new table and drop the kernel's cached allows. Safe from any thread:
+        a mark added concurrently under the old table is removed by `_cache` itself."""
+        self.table = table
+        fanotify.flush_inode_marks(self.fan_fd)
+
+    def handle_batch(self) -> int:
+        """Read one batch and answer every permission event in it; returns its size.
+
+        Each event is answered and its fd closed in a `finally`; if anything escapes,
+        the rest of the batch is still answered (allowed, as the kernel would on close)."""
+        events = fanotify.read_events(self.fan_fd, 16 * 1024)
+        if not events:
+            return 0
+        if self.ledger is not None:
+            self.ledger.record((e.fd, e.pid) for e in events if e.fd >= 0 and e.is_permission)
+        if self.after_read is not None:
+            self.after_read()
+        answered = 0
+        try:
+            for i, event in enumerate(events):
+                try:
+                    blocked = self._answer(event)
+                finally:
+                    answered = i + 1  # `_answer` answers and closes its event in any case
+                if blocked is not None:
+                    self._report(blocked)
+        finally:
+            for event in events[answered:]:
+                _answer_quietly(self.fan_fd, event)
+            if self.ledger is not None:
+                self.ledger.clear()
+        return len(events)
+
+    def _answer(self, event: fanotify.FanEvent) -> Blocked | None:
+        if event.fd < 0:  # queue overflow: nothing to answer
+            return None
+        allow, blocked = True, None
+        try:
+            if event.is_permission:
+                allow, blocked = self._decide(event.fd, event.pid)
+        finally:
+            try:
+                if event.is_permission:
+                    fanotify.respond(self.fan_fd, event.fd, allow)
+            finally:
+                os.close(event.fd)
+        return blocked
+
+    def _decide(self, fd: int, tid: int) -> tuple[bool, Blocked | None]:
+        table = self.table
+        stats = self.stats
+        stats.events += 1
+        uid = -1
+        try:
+            st = os.fstat(fd)
+            key = (st.st_dev, st.st_ino)
+            rule = table.by_inode.get(key)
+            if rule is None or not rule.allowed:  # known-allowed files need no uid
+                uid = uid_of(tid)
+            config = table.config
+            verdict = judge(
+                table,
+                uid,
+                key,
+                lambda: os.readlink(f"/proc/self/fd/{fd}"),
+                lambda: hash_fd(fd, config.hash_size_cap, config.hash_deadline),
+            )
+        except Exception:  # logged, counted, and answered below
+            # The exec'ing thread vanished, /proc failed, or a bug: closed for the child only.
+            stats.errors += 1
+            log.exception("exec gate: event for tid %d", tid)
+            allow = uid != -1 and table.is_system(uid)
+            verdict = Judgement(allow, False, None, None if allow else GateReason.ERROR.value)
+        if verdict.allow:
+            stats.allowed += 1
+            if verdict.cache and self.cache:
+                self._cache(fd, table)
+            return True, None
+        stats.denied += 1
+        path = _path_of(fd)
+        return False, Blocked(verdict.app_id, verdict.reason or GateReason.UNKNOWN.value, path, uid)
+
+    def _cache(self, fd: int, table: GateTable) -> None:
+        try:
+            fanotify.ignore_exec(self.fan_fd, fd)
+            if self.table is not table:  # swapped while we decided: this allow is stale
+                fanotify.unignore_exec(self.fan_fd, fd)
+            else:
+                self.stats.cached += 1
+        except OSError as exc:
+            log.warning("exec gate: cannot cache verdict: %s", exc)
+
+    def _report(self, blocked: Blocked) -> None:
+        if self.on_blocked is None:
+            return
+        generation = self.table.generation
+        if generation != self._told_generation:
+            self._told.clear()
+            self._told_generation = generation
+        key = (blocked.app_id or blocked.path, blocked.reason)
+        if key in self._told:
+            return
+        self._told.add(key)
+        try:
+            self.on_blocked(blocked)
+        except Exception:  # foreign code must not stop the gate; the exec is already answered
+            log.exception("exec gate: the blocked-report callback failed")
+
+
+def _answer_quietly(fan_fd: int, event: fanotify.FanEvent) -> None:
+    """Last resort for events left in a batch after a failure: allow, close, never raise."""
+    if event.fd < 0:
+        return
+    try:
+        if event.is_permission:
+            fanotify.respond(fan_fd, event.fd, True)
+    except OSError:
+        log.exception("exec gate: cannot answer event fd %d", event.fd)
+    finally:
+        os.close(event.fd)
+
+
+def _path_of(fd: int) -> str:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return "?"
+
+
+@dataclass
+class ExecGate:
+    """Runs a GateLoop in its own thread over a group marking `paths`.
+
+    `start()` marks and starts; `update(table)` swaps verdicts at once; `stop()` answers
+    what is pending, closes the group (the kernel then allows anything still queued).
+    """
+
+    paths: Sequence[str]
+    table: GateTable
+    on_blocked: Callable[[Blocked], None] | None = None
+    mark_kind: int = fanotify.FAN_MARK_FILESYSTEM
+    cache: bool = True
+    _loop: GateLoop | None = field(default=None, init=False)
+    _thread: threading.Thread | None = field(default=None, init=False)
+    _wake: tuple[int, int] | None = field(default=None, init=False)
+
+    def start(self) -> None:
+        fan_fd = create_group(self.paths, self.mark_kind)
+        self._loop = GateLoop(fan_fd, self.table, self.on_blocked, cache=self.cache)
+        self._wake = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self._thread = threading.Thread(target=self._run, name="exec-gate", daemon=True)
+        self._thread.start()
+
+    @property
+    def stats(self) -> GateStats:
+        assert self._loop is not None, "gate not started"
+        return self._loop.stats
+
+    def update(self, table: GateTable) -> None:
+        self.table = table
+        if self._loop is not None:
+            self._loop.swap(table)
+
+    def _run(self) -> None:
+        assert self._loop is not None and self._wake is not None
+        poller = select.poll()
+        poller.register(self._loop.fan_fd, select.POLLIN)
+        poller.register(self._wake[0], select.POLLIN)
+        while True:
+            ready = {fd for fd, _ in poller.poll()}
+            if self._loop.fan_fd in ready:
+                while self._loop.handle_batch():
+                    pass
+            if self._wake[0] in ready:
+                return
+
+    def stop(self) -> None:
+        if self._thread is None or self._loop is None or self._wake is None:
+            return
+        os.write(self._wake[1], b"x")
+        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            raise RuntimeError("exec gate thread did not stop")
+        while self._loop.handle_batch():  # answer anything that arrived meanwhile
+            pass
+        os.close(self._loop.fan_fd)
+        for fd in self._wake:
+            os.close(fd)
+        self._thread = None
+        self._wake = None

@@ -1,0 +1,485 @@
+"""The exec gate in its own process, and the supervisor that owns its fanotify group.
+
+Why a process: a crash or a hang of the gate must not take the daemon with it, and the
+daemon's asyncio loop must never sit in the path of an exec. The gate process talks JSON
+lines: stdin brings tables and pings, stdout carries "ready", "blocked" and "pong".
+It never blocks on stdout (a full pipe drops reports, never an answer).
+
+Fail-closed restarts (tests/integration/execgate/test_supervision.py measures them): a
+fanotify group lets every pending exec through when its last fd closes, so the
+supervisor keeps its own fd to the group. When the gate dies, execs wait instead; the
+supervisor answers the events the dead gate had read (an in-flight ledger in shared
+memory; the kernel matches answers by fd number), starts a new gate on the same group,
+and the new gate reads the rest. A hung gate (no pong within `ping_timeout`) is killed
+and handled the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import json
+import logging
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from agent.os import fanotify, gateledger
+from agent.os.execgate import Blocked, GateLoop, create_group, uid_of
+from agent.os.gateledger import Ledger
+from agent.os.gatetable import GateTable, table_from_json, table_to_json
+
+log = logging.getLogger(__name__)
+MAX_LINE = 4000  # < PIPE_BUF: a non-blocking write of a line is all or nothing
+
+
+# ---------------------------------------------------------------- the gate process
+
+
+class _Reporter:
+    """Non-blocking JSON-line writer: drops a line rather than wait on the supervisor."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.dropped = 0
+        os.set_blocking(fd, False)
+
+    def send(self, message: dict[str, Any]) -> None:
+        line = json.dumps(message, separators=(",", ":")).encode()[:MAX_LINE] + b"\n"
+        try:
+            os.write(self.fd, line)
+        except BlockingIOError:
+            self.dropped += 1
+
+
+def _first_line(fd: int) -> tuple[bytes, bytes]:
+    """Read up to the first newline from a raw fd (no buffered reader to lose data)."""
+    data = b""
+    while b"\n" not in data:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return b"", b""
+        data += chunk
+    line, _, rest = data.partition(b"\n")
+    return line, rest
+
+
+def serve(
+    fan_fd: int,
+    control_fd: int,
+    out_fd: int,
+    ledger: Ledger | None = None,
+    after_read: Callable[[], None] | None = None,
+    cache: bool = True,
+) -> int:
+    """Run the gate on `fan_fd` until `control_fd` reaches EOF (the supervisor closed it
+    or died). The first control line must be a table."""
+    first, pending = _first_line(control_fd)
+    if not first:
+        return 0
+    table = table_from_json(json.loads(first)["table"])
+    reporter = _Reporter(out_fd)
+    loop = GateLoop(
+        fan_fd,
+        table,
+        lambda b: reporter.send({"blocked": asdict(_short(b))}),
+        ledger=ledger,
+        after_read=after_read,
+        cache=cache,
+    )
+    reporter.send({"ready": table.generation, "pid": os.getpid()})
+    os.set_blocking(control_fd, False)
+    poller = select.poll()
+    poller.register(fan_fd, select.POLLIN)
+    poller.register(control_fd, select.POLLIN)
+    try:
+        while True:
+            for fd, _ in poller.poll():
+                if fd == fan_fd:
+                    while loop.handle_batch():
+                        pass
+                    continue
+                try:
+                    chunk = os.read(control_fd, 1 << 20)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    return 0
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    message = json.loads(line)
+                    if "table" in message:
+                        loop.swap(table_from_json(message["table"]))
+                    elif "ping" in message:
+                        reporter.send({"pong": message["ping"], "events": loop.stats.events})
+    finally:
+        while loop.handle_batch():
+            pass
+
+
+def _short(blocked: Blocked) -> Blocked:
+    """Keep a report line under PIPE_BUF: very long paths are shortened."""
+    if len(blocked.path) <= 1024:
+        return blocked
+    return Blocked(blocked.app_id, blocked.reason, "..." + blocked.path[-1000:], blocked.uid)
+
+
+def _stop_self_once() -> Callable[[], None]:
+    done = False
+
+    def stop() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            os.kill(os.getpid(), signal.SIGSTOP)
+
+    return stop
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m agent.os.gateproc")
+    parser.add_argument("--fan-fd", type=int, help="the supervisor's fanotify group (inherited)")
+    parser.add_argument("--ledger-fd", type=int, help="the supervisor's in-flight ledger")
+    parser.add_argument("--mark", action="append", default=[], help="without --fan-fd: gate this fs")
+    parser.add_argument("--mount", action="store_true", help="mark the mount, not the fs")
+    # Test seam: stop (SIGSTOP) after the first read, so a test can kill the gate while
+    # it holds events it has read but not answered.
+    parser.add_argument("--stop-after-first-read", action="store_true", help=argparse.SUPPRESS)
+    # Benchmark seam: no ignore marks, so every exec wakes the gate.
+    parser.add_argument("--no-cache", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.fan_fd is None:
+        if not args.mark:
+            parser.error("give --fan-fd or at least one --mark")
+        kind = fanotify.FAN_MARK_MOUNT if args.mount else fanotify.FAN_MARK_FILESYSTEM
+        fan_fd = create_group(args.mark, kind)  # standalone: the group dies with us
+    else:
+        fan_fd = args.fan_fd
+    ledger = Ledger(args.ledger_fd) if args.ledger_fd is not None else None
+    after_read = _stop_self_once() if args.stop_after_first_read else None
+    # The supervisor's death closes stdin: EOF ends the gate (no PDEATHSIG, which follows
+    # the spawning *thread*, not the process).
+    return serve(fan_fd, sys.stdin.fileno(), sys.stdout.fileno(), ledger, after_read, not args.no_cache)
+
+
+# ---------------------------------------------------------------- the supervisor
+
+SWEEP_FDS = 1024  # event fd numbers a dead gate may have held (its fd table's low end)
+
+
+class _LineReader:
+    """Lines from the gate's stdout with a timeout (a buffered readline cannot time out)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buf = b""
+        self.eof = False
+
+    def readline(self, timeout: float | None) -> bytes:
+        """A line with its newline; b"" at EOF or when `timeout` seconds pass first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self.buf and not self.eof:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if wait is not None and wait == 0.0:
+                return b""
+            poller = select.poll()
+            poller.register(self.fd, select.POLLIN)
+            if not poller.poll(None if wait is None else int(wait * 1000) + 1):
+                return b""
+            chunk = os.read(self.fd, 1 << 16)
+            if chunk:
+                self.buf += chunk
+            else:
+                self.eof = True
+        if b"\n" in self.buf:
+            line, _, self.buf = self.buf.partition(b"\n")
+            return line + b"\n"
+        line, self.buf = self.buf, b""
+        return line
+
+
+@dataclass(frozen=True)
+class GateOutage:
+    """An outage starts when the gate process is gone and ends when a new one is ready.
+    `seconds` is set on the end; times are time.monotonic(). `fail_open` tells whether
+    the group had to be released (execs allowed unchecked) during the outage."""
+
+    started: bool
+    at: float
+    cause: str
+    seconds: float | None = None
+    fail_open: bool = False
+
+
+class GateStartError(RuntimeError):
+    pass
+
+
+class GateSupervisor:
+    """Owns the fanotify group and keeps one gate process answering it.
+
+    Because the supervisor holds the group too, a dead gate does not close it: execs
+    wait (they are not let through) while the supervisor answers what the dead gate had
+    read (from the in-flight ledger: deny for a restricted uid) and starts a new gate,
+    which reads the rest. Only if the gate fails to start `max_failures` times in a row
+    is the group released (the kernel then allows everything: fail-open) so the device
+    does not freeze; enforcement then rests on the session lock until a gate is back.
+
+    Callbacks run on the supervisor's watcher thread; they must not block for long (the
+    daemon hands them to its loop with `call_soon_threadsafe`).
+    """
+
+    def __init__(
+        self,
+        marks: Sequence[str],
+        table: GateTable,
+        on_blocked: Callable[[Blocked], None] | None = None,
+        on_outage: Callable[[GateOutage], None] | None = None,
+        *,
+        mark_mount: bool = False,
+        ready_timeout: float = 30.0,
+        ping_interval: float = 1.0,
+        ping_timeout: float = 5.0,
+        max_failures: int = 3,
+        python: str = sys.executable,
+        gate_args: Sequence[str] = (),
+    ) -> None:
+        self.marks = list(marks)
+        self.table = table
+        self.on_blocked = on_blocked
+        self.on_outage = on_outage
+        self.mark_kind = fanotify.FAN_MARK_MOUNT if mark_mount else fanotify.FAN_MARK_FILESYSTEM
+        self.ready_timeout = ready_timeout
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.max_failures = max_failures
+        self.python = python
+        self.gate_args = list(gate_args)  # extra arguments for the first gate (tests)
+        self.restarts = 0
+        self.recovered: list[tuple[int, bool]] = []  # (event fd, allowed) answered for a dead gate
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._reader: _LineReader | None = None
+        self._fan_fd: int | None = None
+        self._ledger_fd: int | None = None
+        self._ledger: Ledger | None = None
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._ready = threading.Event()
+        self._last_pong = time.monotonic()
+        self._ping_seq = 0
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def start(self) -> None:
+        self._ledger_fd = gateledger.create()
+        self._ledger = Ledger(self._ledger_fd)
+        self._fan_fd = create_group(self.marks, self.mark_kind)
+        self._spawn(self.gate_args)
+        if not self._ready.wait(self.ready_timeout):
+            self._kill()
+            if self._proc is not None:
+                self._proc.wait()
+            self._recover_in_flight()
+            self._release()
+            raise GateStartError(f"exec gate did not get ready within {self.ready_timeout} s")
+        for target in (self._watch, self._watchdog):
+            t = threading.Thread(target=target, name=f"gate-{target.__name__}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def update(self, table: GateTable) -> None:
+        """Send a new table; a gate that died meanwhile gets it when restarted. May block
+        while a hung gate's pipe is full, until the watchdog kills it (<= ping_timeout):
+        call it off the event loop (`asyncio.to_thread`)."""
+        with self._lock:
+            self.table = table
+            self._send({"table": table_to_json(table)})
+
+    def stop(self) -> None:
+        """Stop the gate (it answers what it has read), then close the group: from here
+        on the kernel allows every exec (stopping the agent stops enforcement)."""
+        self._stopping.set()
+        with self._lock:
+            proc = self._proc
+            if proc and proc.stdin:
+                with contextlib.suppress(OSError):
+                    proc.stdin.close()
+        if proc:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._kill()
+                proc.wait()
+            self._recover_in_flight()
+        for t in self._threads:
+            t.join(timeout=10)
+        self._release()
+        if self._ledger is not None and self._ledger_fd is not None:
+            self._ledger.close()
+            os.close(self._ledger_fd)
+            self._ledger = self._ledger_fd = None
+
+    # -- internals
+
+    def _spawn(self, extra: Sequence[str] = ()) -> None:
+        if self._fan_fd is None:  # released after repeated failures: a fresh group
+            self._fan_fd = create_group(self.marks, self.mark_kind)
+        assert self._ledger_fd is not None
+        args = [self.python, "-m", "agent.os.gateproc", "--fan-fd", str(self._fan_fd)]
+        args += ["--ledger-fd", str(self._ledger_fd), *extra]
+        self._ready.clear()
+        proc = subprocess.Popen(
+            args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            pass_fds=(self._fan_fd, self._ledger_fd),
+        )
+        assert proc.stdout is not None
+        with self._lock:
+            self._proc = proc
+            self._reader = _LineReader(proc.stdout.fileno())
+            self._send({"table": table_to_json(self.table)})
+        self._read_until_ready(proc)
+
+    def _read_until_ready(self, proc: subprocess.Popen[bytes]) -> None:
+        """Wait for "ready" at most `ready_timeout` (a gate stuck before it is killed)."""
+        reader = self._reader
+        assert reader is not None
+        deadline = time.monotonic() + self.ready_timeout
+        while True:
+            line = reader.readline(deadline - time.monotonic())
+            if not line:  # EOF or timeout
+                return
+            if self._handle(line):
+                return
+
+    def _handle(self, line: bytes) -> bool:
+        """Dispatch one line from the gate; True if it was "ready"."""
+        try:
+            message = json.loads(line)
+        except ValueError:
+            log.error("exec gate: unreadable report %r", line[:200])
+            return False
+        if "ready" in message:
+            self._last_pong = time.monotonic()
+            self._ready.set()
+            return True
+        if "pong" in message:
+            self._last_pong = time.monotonic()
+        elif "blocked" in message and self.on_blocked is not None:
+            self.on_blocked(Blocked(**message["blocked"]))
+        return False
+
+    def _send(self, message: dict[str, Any]) -> None:
+        proc = self._proc
+        if proc is None or proc.stdin is None or proc.stdin.closed:
+            return
+        try:
+            proc.stdin.write(json.dumps(message).encode() + b"\n")
+            proc.stdin.flush()
+        except OSError as exc:
+            if exc.errno not in (errno.EPIPE, errno.EINVAL):
+                raise
+
+    def _recover_in_flight(self) -> None:
+        """Answer the events a dead gate had read: from the ledger by uid, then a sweep
+        of low fd numbers (allow) for any read in the instant before it was recorded."""
+        if self._fan_fd is None or self._ledger is None:
+            return
+        for event_fd, tid in self._ledger.entries():
+            try:
+                allow = self.table.is_system(uid_of(tid))
+            except OSError:
+                allow = True  # the exec'ing thread is gone: nothing to protect
+            with contextlib.suppress(OSError):  # ENOENT: it was answered before the death
+                fanotify.respond(self._fan_fd, event_fd, allow)
+                self.recovered.append((event_fd, allow))
+        self._ledger.clear()
+        for event_fd in range(SWEEP_FDS):
+            with contextlib.suppress(OSError):
+                fanotify.respond(self._fan_fd, event_fd, True)
+                self.recovered.append((event_fd, True))
+                log.warning("exec gate: allowed an unrecorded in-flight event (fd %d)", event_fd)
+
+    def _release(self) -> None:
+        if self._fan_fd is not None:
+            os.close(self._fan_fd)
+            self._fan_fd = None
+
+    def _watch(self) -> None:
+        while not self._stopping.is_set():
+            proc, reader = self._proc, self._reader
+            assert proc is not None and reader is not None
+            line = reader.readline(None)
+            if line:
+                self._handle(line)
+                continue
+            # EOF: the gate is gone (crashed, killed, or stopped by us).
+            code = proc.wait()
+            if self._stopping.is_set():
+                return
+            self._recover(f"gate exited with {code}")
+
+    def _recover(self, cause: str) -> None:
+        began = time.monotonic()
+        log.error("exec gate: %s; restarting", cause)
+        if self.on_outage:
+            self.on_outage(GateOutage(True, began, cause))
+        self._recover_in_flight()
+        failures = 0
+        fail_open = False
+        while not self._stopping.is_set():
+            self.restarts += 1
+            try:
+                self._spawn()
+            except OSError:
+                log.exception("exec gate: cannot start the gate process")
+            if self._ready.is_set():
+                break
+            self._kill()
+            if self._proc is not None:
+                self._proc.wait()
+            self._recover_in_flight()
+            failures += 1
+            if failures >= self.max_failures and self._fan_fd is not None:
+                log.error("exec gate: %d failed starts; releasing the group", failures)
+                self._release()  # execs now pass unchecked; the session stays locked
+                fail_open = True
+            self._stopping.wait(1.0)
+        if self.on_outage and self._ready.is_set():
+            end = time.monotonic()
+            self.on_outage(GateOutage(False, end, cause, end - began, fail_open))
+
+    def _watchdog(self) -> None:
+        while not self._stopping.wait(self.ping_interval):
+            if not self._ready.is_set():
+                continue
+            if time.monotonic() - self._last_pong > self.ping_timeout:
+                log.error("exec gate: no answer for %.1f s; killing it", self.ping_timeout)
+                self._last_pong = time.monotonic()
+                self._kill()
+                continue
+            with self._lock:
+                self._ping_seq += 1
+                self._send({"ping": self._ping_seq})
+
+    def _kill(self) -> None:
+        proc = self._proc
+        if proc and proc.poll() is None:
+            proc.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
