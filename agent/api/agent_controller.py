@@ -75,7 +75,7 @@ class AgentController:
             raise LimitExceededError(messages.message(messages.Key.TOO_MANY_REQUESTS, self.language))
         rid = uuid.uuid4().hex
         self.pending[rid] = TimeRequest(rid, minutes, note)
-        self.agent.store.record(Event(EventKind.TIME_REQUESTED, self.agent.now(),
+        self.agent.events.record(Event(EventKind.TIME_REQUESTED, self.agent.now(),
                                       {"request_id": rid, "minutes": minutes, "note": note}))
         return rid
 
@@ -99,7 +99,7 @@ class AgentController:
 
     def report(self, kind: ReportKind, note: str) -> str:
         rid = uuid.uuid4().hex
-        self.agent.store.record(Event(EventKind.REPORT, self.agent.now(),
+        self.agent.events.record(Event(EventKind.REPORT, self.agent.now(),
                                       {"report_id": rid, "kind": kind.value, "note": note}))
         return rid
 
