@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Collection, Coroutine
 from dataclasses import dataclass
 from enum import Enum
 from typing import Annotated, Any
@@ -31,6 +31,7 @@ from dbus_fast.service import ServiceInterface, dbus_property, dbus_signal
 from agent.api import validate
 from agent.api.controller import Controller, LimitExceededError, Status
 from agent.os.dbus_calls import unix_user
+from agent.os.logind import uid_set
 
 log = logging.getLogger("minormode.api")
 
@@ -185,10 +186,10 @@ class AgentService:
 
     Implements the session enforcer's `Notifier` (warning, rest_reminder, time_up)."""
 
-    def __init__(self, controller: Controller, child_uid: int, *,
+    def __init__(self, controller: Controller, child_uid: int | Collection[int], *,
                  bus_address: str | None = None, bus_name: str = BUS_NAME) -> None:
         self.controller = controller
-        self.child_uid = child_uid
+        self.child_uids = uid_set(child_uid)
         self.bus_address = bus_address
         self.bus_name = bus_name
         self.interface = Agent1Interface()
@@ -289,8 +290,8 @@ class AgentService:
         if role is Role.ADMIN:
             return uid == ROOT_UID
         if role is Role.CHILD:
-            return uid == self.child_uid
-        return uid in (self.child_uid, ROOT_UID)
+            return uid in self.child_uids
+        return uid in self.child_uids or uid == ROOT_UID
 
     def _call(self, name: str, args: list[Any]) -> list[Any]:
         c = self.controller

@@ -1,7 +1,7 @@
 """The session layer in one object: logind watcher, enforcer, the Agent1 service, and the
 controller between the service and the daemon's Agent. The daemon wires it in a few lines:
 
-    layer = SessionLayer(agent, SessionConfig(child_uid=...))
+    layer = SessionLayer(agent, SessionConfig(child_uid=frozenset(args.child_uid)))
     await layer.start()          # before agent.run(): the first decision must find it ready
     await agent.run()
     await layer.stop()
@@ -33,7 +33,7 @@ log = logging.getLogger("minormode.session")
 
 @dataclass(frozen=True)
 class SessionConfig:
-    child_uid: int
+    child_uid: int | frozenset[int]  # the child account(s); their time is pooled
     bus_address: str | None = None  # None: the system bus
     guardian_secret: bytes | None = None  # shared at pairing; None: codes refused
     unlock_minutes: int = 30  # how long a guardian code unlocks
@@ -80,8 +80,8 @@ class SessionLayer:
         self.display.check()
         self._display_task = asyncio.ensure_future(self.display.run())
         self._backstop = asyncio.ensure_future(self.enforcer.run())
-        log.info("session layer up: child uid %d, %d session(s), display %s",
-                 self.config.child_uid, len(self.watcher.sessions),
+        log.info("session layer up: child uid(s) %s, %d session(s), display %s",
+                 sorted(self.watcher.child_uids), len(self.watcher.sessions),
                  "unknown (trusting IdleHint/LockedHint)" if self.display.on is None
                  else ("on" if self.display.on else "off"))
 

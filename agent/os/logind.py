@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Collection, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -52,6 +52,15 @@ class SessionState:
         return self.active and not self.idle and not self.locked and self.state == "active"
 
 
+def uid_set(uids: int | Collection[int]) -> frozenset[int]:
+    """One uid or several, as a set (the daemon refuses root as the child; development
+    mode and tests may use their own uid, which can be root)."""
+    found = frozenset([uids] if isinstance(uids, int) else uids)
+    if not found:
+        raise ValueError("child uids: need at least one")
+    return found
+
+
 def counting(sessions: dict[str, SessionState], asleep: bool, display: bool | None = None) -> bool:
     """The one rule: awake and some session of the child is in front; and then either the
     display is lit (when root can see it: `display` is not None, and the child-reported
@@ -64,12 +73,13 @@ def counting(sessions: dict[str, SessionState], asleep: bool, display: bool | No
 
 
 class LogindWatcher:
-    """Watches every session of `child_uid`; call `start()` then keep the loop running."""
+    """Watches every session of the child uid(s); call `start()`, keep the loop running.
+    Several child accounts share one pooled budget: any of their sessions counts."""
 
-    def __init__(self, child_uid: int, on_activity: Callable[[bool], None], *,
+    def __init__(self, child_uid: int | Collection[int], on_activity: Callable[[bool], None], *,
                  before_sleep: Callable[[], Awaitable[None]] | None = None,
                  bus_address: str | None = None) -> None:
-        self.child_uid = child_uid
+        self.child_uids = uid_set(child_uid)
         self.on_activity = on_activity
         self.before_sleep = before_sleep
         self.bus_address = bus_address
@@ -117,7 +127,7 @@ class LogindWatcher:
         reply = await call(bus, LOGIN1, LOGIN1_PATH, MANAGER, "ListSessions")
         found: dict[str, SessionState] = {}
         for sid, uid, _name, _seat, path in reply.body[0]:
-            if uid == self.child_uid:
+            if uid in self.child_uids:
                 state = await self._read_session(sid, path)
                 if state is not None:
                     found[path] = state
@@ -218,7 +228,7 @@ class LogindWatcher:
             log.info("new session %s unreadable: %s", path, exc)
             return
         user = props.get("User")
-        if not user or int(user[0]) != self.child_uid:
+        if not user or int(user[0]) not in self.child_uids:
             return
         self.sessions[path] = _apply(SessionState(sid, path), props)
         self._update("session-new")

@@ -240,3 +240,24 @@ def test_a_bus_that_cannot_start_says_why_and_leaves_nothing(tmp_path: Path) -> 
     with pytest.raises(devbus.DevBusError, match=r"missing\.conf"):
         devbus.start_bus(agent_policy=tmp_path / "missing.conf")
     assert set(Path(tempfile.gettempdir()).glob("minormode-bus-*")) == before
+
+
+async def test_two_child_accounts_pool_their_sessions(logind_bus: devbus.PrivateBus,
+                                                      fake_logind: FakeLogind) -> None:
+    await fake_logind.add_session("c1")
+    await fake_logind.add_session("s1", uid=1001)  # a sibling's account
+    await fake_logind.set("c1", IdleHint=True)
+    rec = Recorder()
+    w = LogindWatcher(frozenset({CHILD_UID, 1001}), rec.on_activity, bus_address=logind_bus.address)
+    w.listeners.append(rec.on_change)
+    await w.start()
+    try:
+        assert len(w.sessions) == 2 and rec.sequence == [True]  # the sibling's session counts
+        before = rec.changes
+        await fake_logind.set("s1", LockedHint=True)
+        await settle(rec, before)
+        assert rec.sequence == [True, False]
+    finally:
+        await w.stop()
+    with pytest.raises(ValueError, match="at least one"):
+        LogindWatcher(frozenset(), rec.on_activity)
