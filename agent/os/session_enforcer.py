@@ -115,8 +115,8 @@ class SessionEnforcer:
     async def enforce(self) -> None:
         """Lock every unlocked session of the child if a lock is wanted; end them if that
         has failed for too long."""
-        if not self.lock_wanted or self._busy:
-            return
+        if not self.lock_wanted or self._busy or self.watcher.bus is None:
+            return  # not started yet: the backstop acts once it runs
         self._busy = True
         try:
             loop = asyncio.get_running_loop()
