@@ -22,7 +22,6 @@ from agent.core.usage import Interval, total
 from agent.os import devbus
 from agent.store.state import StateStore
 
-RUNNER = Path(__file__).with_name("agent_runner.py")
 BUDGET_MINUTES = 1
 SEEDED_SECONDS = 52  # so the 1-minute budget runs out a few seconds after the start
 
@@ -49,8 +48,8 @@ class Runner:
     def start(self) -> subprocess.Popen[bytes]:
         log = (self.tmp / f"agent-{len(self.procs)}.log").open("wb")
         proc = subprocess.Popen(
-            [sys.executable, str(RUNNER), "--state", str(self.tmp / "state"), "--policy",
-             str(self.policy), "--bus", self.bus.address, "--child-uid", str(CHILD_UID)],
+            [sys.executable, "-m", "agent.daemon", "--state", str(self.tmp / "state"), "--policy",
+             str(self.policy), "--bus-address", self.bus.address, "--child-uid", str(CHILD_UID)],
             stdout=log, stderr=subprocess.STDOUT)
         log.close()
         self.procs.append(proc)
