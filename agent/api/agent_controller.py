@@ -12,9 +12,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agent.api.controller import AdminResult, CodeResult, LimitExceededError, ReportKind, Status
 from agent.core import guardian_code, messages
@@ -35,6 +35,27 @@ class TimeRequest:
     note: str
 
 
+CODE_STATE_KEY = "guardian_code_state"
+PENDING_KEY = "pending_time_requests"
+
+
+def _as_list(value: object) -> list[dict[str, Any]]:
+    return value if isinstance(value, list) else []
+
+
+def _dump_code_state(state: guardian_code.CodeState) -> dict[str, object]:
+    return {"last_used": state.last_used, "failures": state.failures,
+            "wait_until": state.wait_until.isoformat() if state.wait_until else None}
+
+
+def _load_code_state(value: object) -> guardian_code.CodeState:
+    if not isinstance(value, dict):
+        return guardian_code.CodeState()
+    wait = value.get("wait_until")
+    return guardian_code.CodeState(value.get("last_used"), int(value.get("failures", 0)),
+                                   datetime.fromisoformat(wait) if wait else None)
+
+
 class AgentController:
     def __init__(self, agent: Agent, *, guardian_secret: bytes | None = None,
                  unlock_minutes: int = 30, answered: AnswerHook | None = None) -> None:
@@ -42,8 +63,15 @@ class AgentController:
         self.secret = guardian_secret
         self.unlock_minutes = unlock_minutes
         self.answered = answered  # the service's request_answered, to tell the child
-        self.code_state = guardian_code.CodeState()
-        self.pending: dict[str, TimeRequest] = {}
+        self.code_state = _load_code_state(agent.store.get_value(CODE_STATE_KEY))
+        self.pending: dict[str, TimeRequest] = {
+            r["id"]: TimeRequest(r["id"], r["minutes"], r["note"])
+            for r in _as_list(agent.store.get_value(PENDING_KEY))
+        }
+
+    def _save_pending(self) -> None:
+        """Pending requests outlive a restart: the guardian's answer may come days later."""
+        self.agent.store.put_value(PENDING_KEY, [vars(r) for r in self.pending.values()])
 
     @property
     def language(self) -> str:
@@ -75,6 +103,7 @@ class AgentController:
             raise LimitExceededError(messages.message(messages.Key.TOO_MANY_REQUESTS, self.language))
         rid = uuid.uuid4().hex
         self.pending[rid] = TimeRequest(rid, minutes, note)
+        self._save_pending()
         self.agent.events.record(Event(EventKind.TIME_REQUESTED, self.agent.now(),
                                       {"request_id": rid, "minutes": minutes, "note": note}))
         return rid
@@ -84,6 +113,8 @@ class AgentController:
         and tell the child. Works for a request asked before a restart too, when the answer
         names its minutes. Returns whether the request was pending here."""
         request = self.pending.pop(request_id, None)
+        if request is not None:
+            self._save_pending()
         asked = request.minutes if request is not None else 0
         granted = (minutes or asked) if approved else 0
         if granted:
@@ -110,6 +141,8 @@ class AgentController:
         now = self.agent.now()
         attempt = guardian_code.check(self.secret, code, now, self.code_state)
         self.code_state = attempt.state
+        # Durable before the answer: a reboot must not reset the back-off or reopen a used code.
+        self.agent.store.put_value(CODE_STATE_KEY, _dump_code_state(attempt.state))
         outcome = guardian_code.Outcome
         if attempt.outcome is outcome.ACCEPTED:
             grant = Grant(id=uuid.uuid4().hex, kind=GrantKind.UNLOCK, issued_at=now,
