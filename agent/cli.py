@@ -23,7 +23,9 @@ from agent.core.usage import Interval, Usage
 EXIT_BAD_INPUT = 2
 
 # Modules that add subcommands: each has register(subparsers).
-COMMAND_MODULES: tuple[str, ...] = ("agent.store.cli", "agent.os.apps_cli", "agent.filter.cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "agent.store.cli", "agent.os.apps_cli", "agent.filter.cli", "agent.api.cli_agent",
+)
 
 
 class CliError(Exception):

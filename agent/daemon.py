@@ -19,6 +19,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from agent.api.callers import ExeMapIdentifier
+from agent.api.dev_session import DevSession
+from agent.api.payments import PaymentsService
+from agent.api.session_layer import SessionConfig, SessionLayer
 from agent.core.activity import ActivityTracker, Closed, add_closed
 from agent.core.calendar import day_span, local_day, zone
 from agent.core.clock import JUMP_TOLERANCE, ClockEventKind, Watermark, advance, resync
@@ -38,10 +42,13 @@ from agent.filter.server import FilterSettings
 from agent.filter.service import NetworkFilter
 from agent.os import sdnotify
 from agent.os.appguard import AppGuard, AppGuardConfig
+from agent.os.catalogue import apps_by_executable
 from agent.os.clocksource import ClockSource, SimulatedClock, SystemClock
 from agent.os.gatetable import GateConfig
 from agent.store.events import Event, EventKind, EventSink
+from agent.store.journal import Journal
 from agent.store.layout import StoreLayout
+from agent.store.ledger import Ledger
 from agent.store.maintenance import StoreMaintenance
 from agent.store.state import StateStore
 
@@ -272,11 +279,13 @@ class Agent:
 
 
 class DevChild:
-    """The development mode's simulated child: uses the device whenever it is unlocked,
-    and the agent logs what a child would see."""
+    """The development mode's simulated child, on the fake logind of a private bus: the
+    agent locks the session through logind; whenever the agent allows use again the child
+    unlocks at the screen locker and keeps using the device. Logs what the child sees."""
 
-    def __init__(self, agent: Agent) -> None:
-        self.agent = agent
+    def __init__(self, dev: DevSession) -> None:
+        self.dev = dev
+        self._pending: set[asyncio.Future[None]] = set()
 
     def __call__(self, decision: Decision, previous: Decision | None) -> None:
         tz = zone(decision.timezone)
@@ -290,36 +299,119 @@ class DevChild:
                 left = decision.remaining_seconds
                 log.info("%s  unlocked; %s", local,
                          "no lock ahead" if left is None else f"{left // 60} min until the lock")
+                unlock = asyncio.ensure_future(self.dev.unlock_as_child())
+                self._pending.add(unlock)
+                unlock.add_done_callback(self._pending.discard)
         if decision.warning_due and (previous is None or previous.warning_due != decision.warning_due):
             log.info("%s  warning: %d min left", local, decision.warning_due)
         if decision.rest_reminder_due and (previous is None or not previous.rest_reminder_due):
             log.info("%s  rest reminder: %d min of continuous use", local, decision.continuous_seconds // 60)
-        counting = self.agent.tracker.active_since is not None
-        if counting == decision.locked:
-            self.agent.set_counting(not decision.locked)
 
 
 # ---------------------------------------------------------------------- entry point
 
 
-async def _start_exec_gate(agent: Agent, args: argparse.Namespace) -> AppGuard:
-    """The exec gate on the mounts the device settings name (never in tests: they mark
-    only a tmpfs of their own through AppGuard directly)."""
-    config = AppGuardConfig(
-        marks=tuple(args.exec_gate_mark),
-        child_uids=frozenset(args.child_uid),
-        gate=GateConfig(also_restricted=frozenset(args.child_uid)),
-    )
+class Services:
+    """Every enforcement layer around the Agent, started in order and stopped in reverse.
 
-    def outage(down: bool) -> None:
-        log.warning("exec gate %s", "down: the session stays locked" if down else "back")
+    The session layer comes first: the exec gate reports blocks to the child through it and
+    locks the session through it while the gate is down; the payments broker identifies
+    callers from the exec gate's app catalogue.
+    """
 
-    guard = AppGuard(config, agent.events, lambda app_id, text: log.info("blocked %s: %s", app_id, text),
-                     outage, lambda: agent.trusted_now)
-    decision = agent.decision or agent.tick()
-    await guard.start(decision.apps)
-    agent.subscribe(guard.on_decision)
-    return guard
+    def __init__(self, agent: Agent, args: argparse.Namespace, journal: Journal, ledger: Ledger,
+                 clock: Callable[[], datetime]) -> None:
+        self.agent, self.args, self.journal, self.ledger, self.clock = agent, args, journal, ledger, clock
+        self.tasks: list[asyncio.Future[None]] = []
+        self.maintenance = StoreMaintenance(journal, ledger, lambda: agent.policy, clock)
+        self.dev: DevSession | None = None
+        self.layer: SessionLayer | None = None
+        self.guard: AppGuard | None = None
+        self.network: NetworkFilter | None = None
+        self.payments: PaymentsService | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self) -> None:
+        args, agent = self.args, self.agent
+        self.loop = asyncio.get_running_loop()
+        self.tasks.append(asyncio.ensure_future(self.maintenance.run()))
+        bus_address = args.bus_address
+        if args.dev:
+            self.dev = DevSession(agent, child_uid=args.child_uid[0] if args.child_uid_given else None)
+            await self.dev.start()
+            self.layer, bus_address = self.dev.layer, self.dev.address
+            agent.subscribe(DevChild(self.dev))
+        elif args.bus_address != "none":
+            self.layer = SessionLayer(agent, SessionConfig(
+                child_uid=frozenset(args.child_uid), bus_address=args.bus_address,
+                guardian_secret=_guardian_secret(args.guardian_secret)))
+            await self.layer.start()
+        if args.dns_upstream:
+            self.network = _start_network_filter(agent, args)
+        if args.exec_gate_mark:
+            self.guard = await self._start_exec_gate()
+            self.tasks.append(asyncio.ensure_future(
+                self.guard.run_tracking(agent.app_started, agent.app_stopped)))
+        if bus_address != "none":
+            apps = self.guard.apps if self.guard is not None else {}
+            self.payments = PaymentsService(
+                ledger=self.ledger, policy=lambda: agent.policy,
+                identifier=ExeMapIdentifier.from_catalogue(apps_by_executable(apps)),
+                events=agent.events, clock=self.clock, bus_address=bus_address)
+            await self.payments.start()
+
+    async def _start_exec_gate(self) -> AppGuard:
+        """The exec gate on the mounts the device settings name (never in tests: they mark
+        only a tmpfs of their own through AppGuard directly)."""
+        args, agent = self.args, self.agent
+        config = AppGuardConfig(
+            marks=tuple(args.exec_gate_mark),
+            child_uids=frozenset(args.child_uid),
+            gate=GateConfig(also_restricted=frozenset(args.child_uid)),
+        )
+        guard = AppGuard(config, agent.events, self._tell_child_blocked, self._gate_outage, self.clock)
+        decision = agent.decision or agent.tick()
+        await guard.start(decision.apps)
+        agent.subscribe(guard.on_decision)
+        return guard
+
+    def _tell_child_blocked(self, app_id: str, text: str) -> None:
+        if self.layer is not None:
+            self.layer.service.app_blocked(app_id, text)
+        log.info("app blocked: %s (%s)", app_id, text)
+
+    def _gate_outage(self, down: bool) -> None:
+        """Called from the gate's supervisor thread: lock every child session meanwhile."""
+        log.warning("exec gate %s", "down: locking the child's sessions" if down else "back")
+        if down and self.layer is not None and self.loop is not None:
+            asyncio.run_coroutine_threadsafe(self.layer.watcher.lock_sessions(), self.loop)
+
+    async def stop(self) -> None:
+        self.maintenance.stop()
+        for task in self.tasks[1:]:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.payments is not None:
+            await self.payments.stop()
+        if self.guard is not None:
+            await self.guard.stop()
+        if self.network is not None:
+            self.network.stop()
+        if self.dev is not None:
+            await self.dev.stop()
+        elif self.layer is not None:
+            await self.layer.stop()
+
+
+def _guardian_secret(path: Path | None) -> bytes | None:
+    """The secret shared with the guardian at pairing (raw bytes, root-only file)."""
+    if path is None or not path.exists():
+        return None
+    secret = path.read_bytes()
+    if len(secret) < 16:
+        log.error("%s: a guardian secret has at least 16 bytes; guardian codes are refused", path)
+        return None
+    return secret
 
 
 def _address(text: str) -> tuple[str, int]:
@@ -362,6 +454,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--dns-listen", type=_address, action="append", default=[], metavar="IP:PORT",
                    help="where the DNS filter listens (default 127.0.0.1:53)")
     p.add_argument("--lists", type=Path, help="compiled domain lists (default STATE/lists)")
+    p.add_argument("--bus-address", default=None,
+                   help="D-Bus for logind and the agent's services (default: the system bus; "
+                        "\"none\" runs without D-Bus)")
+    p.add_argument("--guardian-secret", type=Path, default=None,
+                   help="file with the secret shared at pairing, for offline guardian codes")
     p.add_argument("--log-level", default="INFO")
     p.add_argument("--log-file", type=Path, help="log here instead of standard error")
     args = p.parse_args(argv)
@@ -374,6 +471,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if start.tzinfo is None:
         p.error(f"--start {args.start!r}: give an offset, e.g. +08:00")
     args.start = start.astimezone(UTC)
+    args.child_uid_given = bool(args.child_uid)
     args.child_uid = args.child_uid or [1000]
     if any(uid <= 0 for uid in args.child_uid):
         p.error(f"--child-uid {args.child_uid}: the child is never root")
@@ -402,7 +500,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.warning("running with policy version %d (%s)", agent.policy.version,
                     "last good" if store.last_policy() else f"band {args.band} defaults")
     if args.dev:
-        agent.subscribe(DevChild(agent))
         log.info("development mode: simulated clock at %gx from %s; the simulated child uses the "
                  "device whenever it is unlocked. Ctrl-C stops.", args.speed, args.start.isoformat())
 
@@ -411,26 +508,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         loop.add_signal_handler(signal.SIGTERM, agent.stop)
         loop.add_signal_handler(signal.SIGINT, agent.stop)
         loop.add_signal_handler(signal.SIGHUP, agent.load_policy)
-        maintenance = StoreMaintenance(journal, ledger, lambda: agent.policy, trusted)
-        background = [asyncio.ensure_future(maintenance.run())]
-        guard = None
-        network = None
-        if args.dns_upstream:
-            network = _start_network_filter(agent, args)
-        if args.exec_gate_mark:
-            guard = await _start_exec_gate(agent, args)
-            background.append(asyncio.ensure_future(guard.run_tracking(agent.app_started, agent.app_stopped)))
+        services = Services(agent, args, journal, ledger, trusted)
         try:
+            await services.start()
             await agent.run()
         finally:
-            maintenance.stop()
-            for task in background[1:]:
-                task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
-            if guard is not None:
-                await guard.stop()
-            if network is not None:
-                network.stop()
+            await services.stop()
 
     try:
         asyncio.run(serve())

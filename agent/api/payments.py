@@ -22,6 +22,7 @@ introspection and the signal (its method bodies refuse, in case a call ever slip
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -134,7 +135,9 @@ class PaymentsService:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._bus is not None:
             self._bus.disconnect()
-            await self._bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
+            # A bus that already went away (the private bus stopped first) is fine here.
+            with contextlib.suppress(EOFError, ConnectionError):
+                await self._bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
             self._bus = None
 
     # -- calls ----------------------------------------------------------------------------

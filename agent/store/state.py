@@ -69,6 +69,14 @@ MIGRATIONS: list[str] = [
         data TEXT NOT NULL
     );
     """,
+    # 2: small durable values (guardian-code back-off, pending requests) that must outlive
+    # a reboot, or rebooting would reset a rate limit.
+    """
+    CREATE TABLE kv (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL            -- JSON
+    );
+    """,
 ]
 
 
@@ -223,6 +231,16 @@ class StateStore:
     def last_policy(self) -> tuple[int, str, dict[str, object]] | None:
         row = self.conn.execute("SELECT version, source, body FROM policy").fetchone()
         return None if row is None else (row[0], row[1], json.loads(row[2]))
+
+    # ------------------------------------------------------------------ small values
+
+    def get_value(self, key: str) -> object:
+        row = self.conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def put_value(self, key: str, value: object) -> None:
+        with self.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, json.dumps(value, sort_keys=True)))
 
     # ------------------------------------------------------------------ events (EventSink)
 

@@ -7,17 +7,29 @@ import errno
 import os
 import shutil
 import subprocess
+import time
+from typing import Any
 
 import gatekit
 import pytest
 
 from agent.os.catalogue import scan
+from agent.os.execgate import Blocked
 from agent.os.gatetable import GateReason
 
 pytestmark = [
     pytest.mark.root,
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root: mounts a tmpfs and marks it"),
 ]
+
+
+
+def reported(env: Any, timeout: float = 5.0) -> list[Blocked]:
+    """The gate answers an exec first and reports the block after; wait for the report."""
+    deadline = time.monotonic() + timeout
+    while not env.blocked and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return env.blocked
 
 
 def test_allowed_app_runs_and_blocked_app_fails_with_eperm(gate_env) -> None:
@@ -29,7 +41,7 @@ def test_allowed_app_runs_and_blocked_app_fails_with_eperm(gate_env) -> None:
     with pytest.raises(PermissionError) as info:
         gatekit.as_child([gate_env.exe("game")])
     assert info.value.errno == errno.EPERM
-    assert [(b.app_id, b.reason, b.uid) for b in gate_env.blocked] == [
+    assert [(b.app_id, b.reason, b.uid) for b in reported(gate_env)] == [
         ("org.example.Game", "blocked", gatekit.CHILD_UID)
     ], "one report for the app, not one per attempt"
 
@@ -46,7 +58,7 @@ def test_copy_and_renamed_copy_of_blocked_app_fail_by_content_hash(gate_env, whe
     for path in (copy, renamed):
         result = gatekit.as_child(["sh", "-c", str(path)])
         assert result.returncode == 126, (path, result)
-    assert {(b.app_id, b.reason) for b in gate_env.blocked} == {("org.example.Game", "blocked")}
+    assert {(b.app_id, b.reason) for b in reported(gate_env)} == {("org.example.Game", "blocked")}
     # A copy of an allowed app is that app: it runs.
     chess_copy = gate_env.fs / where / "chess-renamed"
     shutil.copy2(gate_env.exe("chess"), chess_copy)
@@ -57,7 +69,7 @@ def test_unknown_binary_is_denied_and_base_helper_allowed(gate_env) -> None:
     stranger = gatekit.make_binary(gate_env.fs / "opt" / "stranger", tag="stranger")
     assert gatekit.as_child(["sh", "-c", str(stranger)]).returncode == 126
     assert gatekit.as_child([str(gate_env.fs / "base" / "helper")]).returncode == 0
-    assert (None, GateReason.UNKNOWN.value) in {(b.app_id, b.reason) for b in gate_env.blocked}
+    assert (None, GateReason.UNKNOWN.value) in {(b.app_id, b.reason) for b in reported(gate_env)}
 
 
 def test_child_writable_place_denied_even_for_an_allowed_apps_copy(gate_env) -> None:
@@ -67,7 +79,7 @@ def test_child_writable_place_denied_even_for_an_allowed_apps_copy(gate_env) -> 
     result = gatekit.as_child(["sh", "-c", str(home_copy)])
     assert result.returncode == 126
     assert "Operation not permitted" in result.stderr
-    assert any(b.reason == GateReason.CHILD_WRITABLE.value for b in gate_env.blocked)
+    assert any(b.reason == GateReason.CHILD_WRITABLE.value for b in reported(gate_env))
     script = gate_env.fs / "home" / "run.sh"
     script.write_text(f"#!/bin/sh\nexec {gate_env.exe('chess')}\n")
     script.chmod(0o755)
@@ -94,7 +106,7 @@ def test_policy_change_flips_verdicts_at_once(gate_env) -> None:
     gate_env.set_policy(allowed=["org.example.Chess"], limits_spent=["org.example.Chess"])
     assert gatekit.as_child(["sh", "-c", chess]).returncode == 126
     assert gatekit.as_child(["sh", "-c", gate_env.exe("game")]).returncode == 126  # not listed
-    assert [b.reason for b in gate_env.blocked if b.app_id == "org.example.Chess"] == [
+    assert [b.reason for b in reported(gate_env) if b.app_id == "org.example.Chess"] == [
         "blocked",
         "limit_spent",
     ]
@@ -143,7 +155,7 @@ def test_hammer_ten_thousand_execs_all_answered(gate_env) -> None:
     stats = gate_env.gate.stats
     assert stats.events - before == 2 * n
     assert stats.denied == n
-    assert len(gate_env.blocked) == 1
+    assert len(reported(gate_env)) == 1
 
 
 def test_upgraded_app_keeps_its_verdict_by_path(gate_env) -> None:
@@ -153,7 +165,7 @@ def test_upgraded_app_keeps_its_verdict_by_path(gate_env) -> None:
         os.rename(new, gate_env.exe(name))
     assert gatekit.as_child([gate_env.exe("chess")]).returncode == 0
     assert gatekit.as_child(["sh", "-c", gate_env.exe("game")]).returncode == 126
-    assert [(b.app_id, b.reason) for b in gate_env.blocked] == [("org.example.Game", "blocked")]
+    assert [(b.app_id, b.reason) for b in reported(gate_env)] == [("org.example.Game", "blocked")]
 
 
 def test_a_failing_report_callback_does_not_stop_the_gate(gate_env) -> None:
@@ -181,7 +193,7 @@ def test_non_dumpable_child_is_still_judged_as_the_child(gate_env) -> None:
     result = gatekit.as_child(["/usr/bin/python3", "-c", NON_DUMPABLE_EXEC, gate_env.exe("game")])
     assert result.returncode != 0
     assert "Operation not permitted" in result.stderr
-    assert [(b.app_id, b.uid) for b in gate_env.blocked] == [("org.example.Game", gatekit.CHILD_UID)]
+    assert [(b.app_id, b.uid) for b in reported(gate_env)] == [("org.example.Game", gatekit.CHILD_UID)]
 
 
 def test_hash_deadline_denies_the_child_and_allows_root(gate_env) -> None:
@@ -190,7 +202,7 @@ def test_hash_deadline_denies_the_child_and_allows_root(gate_env) -> None:
     copy = gate_env.fs / "opt" / "chess-copy"
     shutil.copy2(gate_env.exe("chess"), copy)
     assert gatekit.as_child(["sh", "-c", str(copy)]).returncode == 126
-    assert [b.reason for b in gate_env.blocked] == [GateReason.HASH_TIMEOUT.value]
+    assert [b.reason for b in reported(gate_env)] == [GateReason.HASH_TIMEOUT.value]
     assert gatekit.as_root([str(copy)]).returncode == 0
 
 

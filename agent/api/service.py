@@ -1,0 +1,333 @@
+"""The agent's D-Bus service `org.minormode.Agent1` at /org/minormode/Agent1 (system bus).
+
+Who may call what comes from the bus's own credentials for the calling connection
+(GetConnectionUnixUser of the sender), never from arguments: the configured child uid may
+call the child methods, uid 0 the admin methods, anyone else gets
+org.freedesktop.DBus.Error.AccessDenied. dbus-fast's method handlers do not see the caller,
+so method calls on this interface are taken by a low-level message handler that asks the
+bus for the uid first, validates every argument (a bad one gets InvalidArgs and changes
+nothing), then calls the `Controller`. Properties and signals use dbus-fast's ordinary
+machinery. The interface is documented in config/dbus/org.minormode.Agent1.xml; a test
+checks the live introspection against it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Collection, Coroutine
+from dataclasses import dataclass
+from enum import Enum
+from typing import Annotated, Any
+
+from dbus_fast import BusType, Message, MessageFlag, MessageType, PropertyAccess, Variant
+from dbus_fast import introspection as intr
+from dbus_fast.aio import MessageBus
+from dbus_fast.annotations import DBusBool, DBusInt64, DBusSignature, DBusStr
+from dbus_fast.constants import ArgDirection, RequestNameReply
+from dbus_fast.errors import DBusError
+from dbus_fast.service import ServiceInterface, dbus_property, dbus_signal
+
+from agent.api import validate
+from agent.api.controller import Controller, LimitExceededError, Status
+from agent.os.dbus_calls import unix_user
+from agent.os.logind import uid_set
+
+log = logging.getLogger("minormode.api")
+
+BUS_NAME = "org.minormode.Agent1"
+INTERFACE = "org.minormode.Agent1"
+OBJECT_PATH = "/org/minormode/Agent1"
+ACCESS_DENIED = "org.freedesktop.DBus.Error.AccessDenied"
+INVALID_ARGS = "org.freedesktop.DBus.Error.InvalidArgs"
+LIMIT_EXCEEDED = "org.freedesktop.DBus.Error.LimitsExceeded"
+ROOT_UID = 0
+
+
+class Role(Enum):
+    CHILD = "child"  # the configured child uid only
+    READER = "reader"  # the child or root
+    ADMIN = "admin"  # root only
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    in_args: tuple[tuple[str, str], ...]
+    out_args: tuple[tuple[str, str], ...]
+    role: Role
+
+    @property
+    def in_signature(self) -> str:
+        return "".join(sig for _, sig in self.in_args)
+
+    @property
+    def out_signature(self) -> str:
+        return "".join(sig for _, sig in self.out_args)
+
+
+METHODS: dict[str, MethodSpec] = {m.name: m for m in (
+    MethodSpec("GetStatus", (), (("status", "a{sv}"),), Role.READER),
+    MethodSpec("RequestMoreTime", (("minutes", "u"), ("note", "s")), (("request_id", "s"),),
+               Role.CHILD),
+    MethodSpec("Report", (("kind", "s"), ("note", "s")), (("report_id", "s"),), Role.CHILD),
+    MethodSpec("EnterGuardianCode", (("code", "s"),), (("granted", "b"), ("message", "s")),
+               Role.CHILD),
+    MethodSpec("LoadPolicy", (("path", "s"),), (("ok", "b"), ("message", "s")), Role.ADMIN),
+    MethodSpec("GrantMinutes", (("minutes", "u"), ("reason", "s")), (("ok", "b"), ("message", "s")),
+               Role.ADMIN),
+)}
+
+SIGNAL_ARGS: dict[str, tuple[str, ...]] = {
+    "Warning": ("minutes_left", "message"),
+    "RestReminder": ("message",),
+    "TimeUp": ("reason", "message"),
+    "RequestAnswered": ("request_id", "approved", "minutes", "message"),
+    "AppBlocked": ("app_id", "message"),
+}
+
+SignatureUS = Annotated[list[Any], DBusSignature("us")]
+SignatureSS = Annotated[list[Any], DBusSignature("ss")]
+SignatureSBUS = Annotated[list[Any], DBusSignature("sbus")]
+
+_EMPTY = Status(minor_mode=True, age_band="", locked=False, lock_reason="", lock_message="",
+                remaining_seconds=-1, next_change=0, used_seconds=0, budget_seconds=-1,
+                language="zh-CN", policy_version=0)
+
+
+class Agent1Interface(ServiceInterface):
+    """Properties and signals; methods are listed from METHODS (dispatched by `AgentService`)."""
+
+    def __init__(self) -> None:
+        super().__init__(INTERFACE)
+        self.status = _EMPTY
+
+    def introspect(self) -> intr.Interface:
+        iface = super().introspect()
+        iface.methods = [
+            intr.Method(m.name,
+                        [intr.Arg(sig, ArgDirection.IN, name) for name, sig in m.in_args],
+                        [intr.Arg(sig, ArgDirection.OUT, name) for name, sig in m.out_args])
+            for m in METHODS.values()
+        ]
+        for sig in iface.signals:  # dbus-fast leaves signal arguments unnamed
+            names = SIGNAL_ARGS[sig.name]
+            if len(names) != len(sig.args):
+                raise AssertionError(f"SIGNAL_ARGS[{sig.name}] does not match its signature")
+            for arg, name in zip(sig.args, names, strict=True):
+                arg.name = name
+        return iface
+
+    @dbus_property(access=PropertyAccess.READ, name="MinorMode")
+    def minor_mode_property(self) -> DBusBool:
+        return self.status.minor_mode
+
+    @dbus_property(access=PropertyAccess.READ, name="AgeBand")
+    def age_band_property(self) -> DBusStr:
+        return self.status.age_band
+
+    @dbus_property(access=PropertyAccess.READ, name="Locked")
+    def locked_property(self) -> DBusBool:
+        return self.status.locked
+
+    @dbus_property(access=PropertyAccess.READ, name="LockReason")
+    def lock_reason_property(self) -> DBusStr:
+        return self.status.lock_reason
+
+    @dbus_property(access=PropertyAccess.READ, name="RemainingSeconds")
+    def remaining_seconds_property(self) -> DBusInt64:
+        return self.status.remaining_seconds
+
+    @dbus_property(access=PropertyAccess.READ, name="NextChange")
+    def next_change_property(self) -> DBusInt64:
+        return self.status.next_change
+
+    @dbus_signal(name="Warning")
+    def warning(self, minutes_left: int, message: str) -> SignatureUS:
+        return [minutes_left, message]
+
+    @dbus_signal(name="RestReminder")
+    def rest_reminder(self, message: str) -> DBusStr:
+        return message
+
+    @dbus_signal(name="TimeUp")
+    def time_up(self, reason: str, message: str) -> SignatureSS:
+        return [reason, message]
+
+    @dbus_signal(name="RequestAnswered")
+    def request_answered(self, request_id: str, approved: bool, minutes: int,
+                        message: str) -> SignatureSBUS:
+        return [request_id, approved, minutes, message]
+
+    @dbus_signal(name="AppBlocked")
+    def app_blocked(self, app_id: str, message: str) -> SignatureSS:
+        return [app_id, message]
+
+
+_PROPERTY_OF = {
+    "MinorMode": "minor_mode", "AgeBand": "age_band", "Locked": "locked",
+    "LockReason": "lock_reason", "RemainingSeconds": "remaining_seconds",
+    "NextChange": "next_change",
+}
+
+
+def status_dict(status: Status) -> dict[str, Variant]:
+    """GetStatus's a{sv}: every field of Status under its CamelCase name."""
+    sig = {bool: "b", int: "x", str: "s"}
+    out: dict[str, Variant] = {}
+    for field_name, value in vars(status).items():
+        key = "".join(part.capitalize() for part in field_name.split("_"))
+        out[key] = Variant(sig[type(value)], value)
+    return out
+
+
+class AgentService:
+    """Owns the bus name, authorises and dispatches method calls, emits signals.
+
+    Implements the session enforcer's `Notifier` (warning, rest_reminder, time_up)."""
+
+    def __init__(self, controller: Controller, child_uid: int | Collection[int], *,
+                 bus_address: str | None = None, bus_name: str = BUS_NAME) -> None:
+        self.controller = controller
+        self.child_uids = uid_set(child_uid)
+        self.bus_address = bus_address
+        self.bus_name = bus_name
+        self.interface = Agent1Interface()
+        self.bus: MessageBus | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self.bus = await MessageBus(bus_address=self.bus_address, bus_type=BusType.SYSTEM).connect()
+        self.bus.add_message_handler(self._on_message)
+        self.bus.export(OBJECT_PATH, self.interface)
+        self.interface.status = self.controller.get_status()
+        reply = await self.bus.request_name(self.bus_name)
+        if reply not in (RequestNameReply.PRIMARY_OWNER, RequestNameReply.ALREADY_OWNER):
+            raise RuntimeError(f"could not own {self.bus_name}: {reply.name}")
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self.bus is not None:
+            self.bus.disconnect()
+            self.bus = None
+
+    # ------------------------------------------------------------------ state out
+
+    def refresh(self, *_ignored: object) -> None:
+        """Re-read the controller's status; emit PropertiesChanged for what changed.
+        Has the daemon's subscriber signature, so `agent.subscribe(service.refresh)` works."""
+        new = self.controller.get_status()
+        old, self.interface.status = self.interface.status, new
+        changed = {prop: getattr(new, attr) for prop, attr in _PROPERTY_OF.items()
+                   if getattr(new, attr) != getattr(old, attr)}
+        if changed and self.bus is not None:
+            self.interface.emit_properties_changed(changed)
+
+    def warning(self, minutes_left: int, message: str) -> None:
+        self.interface.warning(minutes_left, message)
+
+    def rest_reminder(self, message: str) -> None:
+        self.interface.rest_reminder(message)
+
+    def time_up(self, reason: str, message: str) -> None:
+        self.interface.time_up(reason, message)
+
+    def request_answered(self, request_id: str, approved: bool, minutes: int, message: str) -> None:
+        self.interface.request_answered(request_id, approved, minutes, message)
+
+    def app_blocked(self, app_id: str, message: str) -> None:
+        self.interface.app_blocked(app_id, message)
+
+    # ------------------------------------------------------------------ calls in
+
+    def _on_message(self, msg: Message) -> bool:
+        """Take every method call on our interface (and interface-less calls of our methods)."""
+        if msg.message_type is not MessageType.METHOD_CALL or msg.path != OBJECT_PATH:
+            return False
+        ours = msg.interface == INTERFACE or (msg.interface is None and msg.member in METHODS)
+        if not ours:
+            return False
+        spec = METHODS.get(msg.member or "")
+        self._spawn(self._dispatch(msg, spec))
+        return True
+
+    async def _dispatch(self, msg: Message, spec: MethodSpec | None) -> None:
+        bus = self.bus
+        if bus is None:
+            return
+        try:
+            uid = await unix_user(bus, msg.sender or "")
+        except DBusError as exc:  # the caller left already
+            log.info("caller %s vanished before authorisation: %s", msg.sender, exc)
+            return
+        reply = self._answer(msg, spec, uid)
+        if msg.flags & MessageFlag.NO_REPLY_EXPECTED:
+            return
+        bus.send(reply)
+
+    def _answer(self, msg: Message, spec: MethodSpec | None, uid: int) -> Message:
+        if spec is None:
+            return Message.new_error(msg, "org.freedesktop.DBus.Error.UnknownMethod",
+                                     f"{INTERFACE} has no method {msg.member!r}")
+        if not self._allowed(spec.role, uid):
+            log.warning("refused %s from uid %d", spec.name, uid)
+            return Message.new_error(msg, ACCESS_DENIED,
+                                     f"{spec.name}: not allowed for uid {uid}")
+        if msg.signature != spec.in_signature:
+            return Message.new_error(msg, INVALID_ARGS,
+                                     f"{spec.name} takes ({spec.in_signature}), "
+                                     f"got ({msg.signature})")
+        try:
+            body = self._call(spec.name, list(msg.body))
+        except validate.InvalidArgumentError as exc:
+            return Message.new_error(msg, INVALID_ARGS, f"{spec.name}: {exc}")
+        except LimitExceededError as exc:
+            return Message.new_error(msg, LIMIT_EXCEEDED, f"{spec.name}: {exc}")
+        return Message.new_method_return(msg, spec.out_signature, body)
+
+    def _allowed(self, role: Role, uid: int) -> bool:
+        if role is Role.ADMIN:
+            return uid == ROOT_UID
+        if role is Role.CHILD:
+            return uid in self.child_uids
+        return uid in self.child_uids or uid == ROOT_UID
+
+    def _call(self, name: str, args: list[Any]) -> list[Any]:
+        c = self.controller
+        if name == "GetStatus":
+            return [status_dict(c.get_status())]
+        if name == "RequestMoreTime":
+            minutes = validate.minutes("minutes", args[0], validate.REQUEST_MINUTES)
+            note = validate.text("note", args[1], validate.NOTE_MAX)
+            return [c.request_more_time(minutes, note)]
+        if name == "Report":
+            kind = validate.report_kind(args[0])
+            note = validate.text("note", args[1], validate.REPORT_NOTE_MAX)
+            return [c.report(kind, note)]
+        if name == "EnterGuardianCode":
+            result = c.enter_guardian_code(validate.guardian_code(args[0]))
+            self.refresh()
+            return [result.granted, result.message]
+        if name == "LoadPolicy":
+            loaded = c.load_policy(validate.policy_path(args[0]))
+            self.refresh()
+            return [loaded.ok, loaded.message]
+        if name == "GrantMinutes":
+            minutes = validate.minutes("minutes", args[0], validate.GRANT_MINUTES)
+            reason = validate.text("reason", args[1], validate.NOTE_MAX)
+            granted = c.grant_minutes(minutes, reason)
+            self.refresh()
+            return [granted.ok, granted.message]
+        raise AssertionError(f"METHODS lists {name} but _call does not handle it")
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("method call failed", exc_info=task.exception())
+
