@@ -228,6 +228,46 @@ def _path_of(fd: int) -> str:
         return "?"
 
 
+def serve_until(loop: GateLoop, wake_fd: int) -> None:
+    """Answer the group's events until `wake_fd` becomes readable."""
+    poller = select.poll()
+    poller.register(loop.fan_fd, select.POLLIN)
+    poller.register(wake_fd, select.POLLIN)
+    while True:
+        ready = {fd for fd, _ in poller.poll()}
+        if loop.fan_fd in ready:
+            while loop.handle_batch():
+                pass
+        if wake_fd in ready:
+            return
+
+
+class Bridge:
+    """Answers a group's events in-process for a while, with the same table and judge.
+
+    A gate process is started by exec'ing the interpreter; with "/" marked, that exec (and
+    every other exec on the system) raises a permission event on a group nobody reads yet,
+    so the gate would wait for itself forever. The supervisor runs a Bridge while a gate
+    process starts; events are answered by whichever reads them first.
+    """
+
+    def __init__(self, fan_fd: int, table: GateTable, on_blocked: Callable[[Blocked], None] | None) -> None:
+        self._loop = GateLoop(fan_fd, table, on_blocked, cache=False)
+        self._wake = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self._thread = threading.Thread(target=serve_until, args=(self._loop, self._wake[0]),
+                                        name="exec-gate-bridge", daemon=True)
+
+    def __enter__(self) -> Bridge:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.write(self._wake[1], b"x")
+        self._thread.join(timeout=10)
+        for fd in self._wake:
+            os.close(fd)
+
+
 @dataclass
 class ExecGate:
     """Runs a GateLoop in its own thread over a group marking `paths`.
@@ -264,16 +304,7 @@ class ExecGate:
 
     def _run(self) -> None:
         assert self._loop is not None and self._wake is not None
-        poller = select.poll()
-        poller.register(self._loop.fan_fd, select.POLLIN)
-        poller.register(self._wake[0], select.POLLIN)
-        while True:
-            ready = {fd for fd, _ in poller.poll()}
-            if self._loop.fan_fd in ready:
-                while self._loop.handle_batch():
-                    pass
-            if self._wake[0] in ready:
-                return
+        serve_until(self._loop, self._wake[0])
 
     def stop(self) -> None:
         if self._thread is None or self._loop is None or self._wake is None:

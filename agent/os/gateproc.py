@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from agent.os import fanotify, gateledger
-from agent.os.execgate import Blocked, GateLoop, create_group, uid_of
+from agent.os.execgate import Blocked, Bridge, GateLoop, create_group, uid_of
 from agent.os.gateledger import Ledger
 from agent.os.gatetable import GateTable, table_from_json, table_to_json
 
@@ -340,18 +340,20 @@ class GateSupervisor:
         args = [self.python, "-m", "agent.os.gateproc", "--fan-fd", str(self._fan_fd)]
         args += ["--ledger-fd", str(self._ledger_fd), *extra]
         self._ready.clear()
-        proc = subprocess.Popen(
-            args,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            pass_fds=(self._fan_fd, self._ledger_fd),
-        )
-        assert proc.stdout is not None
-        with self._lock:
-            self._proc = proc
-            self._reader = _LineReader(proc.stdout.fileno())
-            self._send({"table": table_to_json(self.table)})
-        self._read_until_ready(proc)
+        # The new gate's own exec waits on this group when "/" is marked: answer meanwhile.
+        with Bridge(self._fan_fd, self.table, self.on_blocked):
+            proc = subprocess.Popen(
+                args,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                pass_fds=(self._fan_fd, self._ledger_fd),
+            )
+            assert proc.stdout is not None
+            with self._lock:
+                self._proc = proc
+                self._reader = _LineReader(proc.stdout.fileno())
+                self._send({"table": table_to_json(self.table)})
+            self._read_until_ready(proc)
 
     def _read_until_ready(self, proc: subprocess.Popen[bytes]) -> None:
         """Wait for "ready" at most `ready_timeout` (a gate stuck before it is killed)."""

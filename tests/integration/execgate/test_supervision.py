@@ -268,9 +268,10 @@ def test_a_gate_that_never_gets_ready_is_killed_and_nothing_freezes(tmp_path: Pa
 
 
 def test_repeated_failed_restarts_release_the_group_then_recover(tmp_path: Path) -> None:
-    """The device must not freeze if the gate cannot come back: after `max_failures`
-    failed starts the group is released (execs pass, the session stays locked), and a
-    later successful start enforces again with fail_open reported."""
+    """The device must not freeze if the gate cannot come back: while starts fail the
+    supervisor's bridge answers; after `max_failures` failed starts the group is released
+    (the session stays locked), and a later successful start enforces again with fail_open
+    reported."""
     fake = tmp_path / "fake-python"
     fake.write_text("#!/bin/sh\nexec sleep 600\n")
     fake.chmod(0o755)
@@ -290,12 +291,58 @@ def test_repeated_failed_restarts_release_the_group_then_recover(tmp_path: Path)
             assert gate_pid is not None
             os.kill(gate_pid, signal.SIGKILL)
             waiting = _exec(game)
-            assert _finish(waiting, timeout=30) == 0, "released after two failed starts"
+            # While restarts fail, the supervisor's bridge answers with the same verdicts:
+            # the exec neither freezes nor slips through.
+            assert _finish(waiting, timeout=30) == 126, "answered by the bridge, not frozen"
+            deadline = time.monotonic() + 30
+            while sup._fan_fd is not None and time.monotonic() < deadline:  # released?
+                time.sleep(0.05)
+            assert sup._fan_fd is None, "the group was not released after repeated failures"
+            assert _finish(_exec(game)) == 0  # released: fail-open, the session stays locked
             sup.python = sys.executable
             assert rec.ended.wait(OUTAGE_BOUND_S)
             start, end = rec.outages
             assert start.started and not end.started and end.fail_open
             assert sup.restarts >= 3
             assert _finish(_exec(game)) == 126
+        finally:
+            sup.stop()
+
+
+def test_gate_starts_and_restarts_when_its_own_interpreter_is_on_the_marked_fs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the device "/" is marked, so exec'ing the gate's own interpreter raises an event on
+    the very group the gate will read: without the supervisor's bridge the gate waits for
+    itself and every exec on the system freezes (seen in the QEMU image). Here the
+    interpreter is copied onto the marked tmpfs to reproduce that without touching "/"."""
+    import site
+
+    monkeypatch.setenv("PYTHONHOME", sys.base_prefix)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(__file__).parents[3]),
+                                                     site.getsitepackages()[0]]))
+    with gatekit.private_tmpfs() as fs:
+        apps, config = gatekit.layout(fs)
+        python = fs / "interp" / "python3"
+        python.parent.mkdir()
+        python.write_bytes(Path(os.path.realpath(sys.executable)).read_bytes())
+        python.chmod(0o700)
+        access = gatekit.access(allowed=["org.example.Chess"], blocked=["org.example.Game"])
+        rec = Recorder()
+        sup = GateSupervisor([str(fs)], build_table(apps, access, config, 1), rec.blocked.append,
+                             rec.outage, ping_interval=0.1, ping_timeout=600, python=str(python),
+                             ready_timeout=20)
+        sup.start()
+        try:
+            assert _exec(str(fs / "apps" / "game")).wait(20) == 126
+            assert _exec(str(fs / "apps" / "chess")).wait(20) == 0
+            first = sup.pid
+            assert first is not None
+            os.kill(first, signal.SIGKILL)
+            deadline = time.monotonic() + 20
+            while sup.pid in (None, first) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert sup.pid not in (None, first), "the gate was not restarted"
+            assert _exec(str(fs / "apps" / "game")).wait(20) == 126
+            assert _exec(str(fs / "apps" / "chess")).wait(20) == 0
         finally:
             sup.stop()
