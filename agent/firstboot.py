@@ -14,7 +14,6 @@ import argparse
 import base64
 import hashlib
 import json
-import os
 import secrets
 import sys
 from collections.abc import Sequence
@@ -22,11 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from agent.factory import FactoryError, FactorySettings, load_factory_settings
-from agent.store.identity import ensure_device_key, public_key_bytes
+from agent.store.identity import ensure_device_key, public_key_bytes, write_private
+from agent.store.layout import StoreLayout
 
 DEFAULT_FACTORY = Path("/etc/minormode/factory.toml")
 DEFAULT_STATE = Path("/var/lib/minormode")
-DEVICE_KEY = "device-key.pem"  # under the state directory, mode 0600
 PAIRING = "pairing.json"  # under the state directory: the pairing mode and its code
 EXIT_BAD_INPUT = 2
 
@@ -37,22 +36,12 @@ def fingerprint(public_key: bytes) -> str:
     return ":".join(digest[i:i + 4] for i in range(0, 32, 4))
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
 def provision(factory: Path, state: Path, now: datetime) -> dict[str, object]:
     """Make the key if needed and enter pairing mode; returns the pairing record."""
     settings: FactorySettings = load_factory_settings(factory)  # before anything is written
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
-    key = ensure_device_key(state / DEVICE_KEY)
+    # The same identity key the journal signs its checkpoints with (one device, one key).
+    key = ensure_device_key(StoreLayout(state).device_key)
     public = public_key_bytes(key)
     pairing_path = state / PAIRING
     if pairing_path.exists():
@@ -71,7 +60,7 @@ def provision(factory: Path, state: Path, now: datetime) -> dict[str, object]:
         "entered_at": now.astimezone(UTC).isoformat(),
         "factory": settings.as_dict(),
     }
-    _write_private(pairing_path, json.dumps(record, indent=2).encode() + b"\n")
+    write_private(pairing_path, json.dumps(record, indent=2).encode() + b"\n")
     return record
 
 

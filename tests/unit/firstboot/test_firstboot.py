@@ -16,6 +16,7 @@ import pytest
 from agent import firstboot
 from agent.factory import FactoryError, load_factory_settings
 from agent.store.identity import load_device_key, public_key_bytes
+from agent.store.layout import StoreLayout
 
 REPO = Path(__file__).resolve().parents[3]
 SHIPPED = REPO / "image-build" / "factory.toml"
@@ -44,7 +45,7 @@ def test_shipped_factory_file_is_valid() -> None:
 def test_first_boot_makes_key_and_enters_pairing(tmp_path: Path) -> None:
     state = tmp_path / "state"
     record = firstboot.provision(_factory(tmp_path), state, NOW)
-    key_file = state / firstboot.DEVICE_KEY
+    key_file = StoreLayout(state).device_key
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
     key = load_device_key(key_file)
@@ -62,10 +63,10 @@ def test_first_boot_makes_key_and_enters_pairing(tmp_path: Path) -> None:
 def test_second_run_keeps_key_and_code(tmp_path: Path) -> None:
     state = tmp_path / "state"
     first = firstboot.provision(_factory(tmp_path), state, NOW)
-    key_bytes = (state / firstboot.DEVICE_KEY).read_bytes()
+    key_bytes = (StoreLayout(state).device_key).read_bytes()
     second = firstboot.provision(_factory(tmp_path), state, NOW)
     assert second == first
-    assert (state / firstboot.DEVICE_KEY).read_bytes() == key_bytes
+    assert (StoreLayout(state).device_key).read_bytes() == key_bytes
 
 
 def test_a_paired_device_stays_paired(tmp_path: Path) -> None:
