@@ -13,9 +13,8 @@ checks the live introspection against it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Collection, Coroutine
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import Enum
 from typing import Annotated, Any
@@ -30,6 +29,7 @@ from dbus_fast.service import ServiceInterface, dbus_property, dbus_signal
 
 from agent.api import validate
 from agent.api.controller import Controller, LimitExceededError, Status
+from agent.os.background import BackgroundTasks
 from agent.os.dbus_calls import unix_user
 from agent.os.logind import uid_set
 
@@ -194,7 +194,7 @@ class AgentService:
         self.bus_name = bus_name
         self.interface = Agent1Interface()
         self.bus: MessageBus | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._background = BackgroundTasks(log, "method call")
 
     async def start(self) -> None:
         self.bus = await MessageBus(bus_address=self.bus_address, bus_type=BusType.SYSTEM).connect()
@@ -206,7 +206,7 @@ class AgentService:
             raise RuntimeError(f"could not own {self.bus_name}: {reply.name}")
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
+        for task in list(self._background.tasks):
             task.cancel()
         if self.bus is not None:
             self.bus.disconnect()
@@ -249,7 +249,7 @@ class AgentService:
         if not ours:
             return False
         spec = METHODS.get(msg.member or "")
-        self._spawn(self._dispatch(msg, spec))
+        self._background.spawn(self._dispatch(msg, spec))
         return True
 
     async def _dispatch(self, msg: Message, spec: MethodSpec | None) -> None:
@@ -321,13 +321,4 @@ class AgentService:
             return [granted.ok, granted.message]
         raise AssertionError(f"METHODS lists {name} but _call does not handle it")
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("method call failed", exc_info=task.exception())
 

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from dbus_fast import BusType, Message, MessageType, Variant
@@ -24,6 +24,7 @@ from dbus_fast.errors import DBusError
 
 from agent.core import messages
 from agent.core.messages import Key
+from agent.os.background import BackgroundTasks
 from agent.os.dbus_calls import add_match, call
 
 log = logging.getLogger("minormode.helper")
@@ -52,7 +53,7 @@ class SessionHelper:
         self.notifier_owner: str | None = None
         self.ours: set[int] = set()  # ids of notifications we showed with actions
         self.warning_id = 0  # a new warning replaces the previous one
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._background = BackgroundTasks(log, "helper task")
 
     async def start(self) -> None:
         self.system = await MessageBus(bus_address=self.system_address,
@@ -107,11 +108,11 @@ class SessionHelper:
             if msg.body and msg.body[0] == AGENT:
                 self.agent_owner = msg.body[2] or None
                 if self.agent_owner:
-                    self._spawn(self.show_current_lock())
+                    self._background.spawn(self.show_current_lock())
             return False
         if msg.interface != AGENT or msg.sender is None or msg.sender != self.agent_owner:
             return False
-        self._spawn(self.handle(msg.member or "", msg.signature, list(msg.body)))
+        self._background.spawn(self.handle(msg.member or "", msg.signature, list(msg.body)))
         return False
 
     async def handle(self, member: str, signature: str, body: list[Any]) -> None:
@@ -164,7 +165,7 @@ class SessionHelper:
         if msg.sender is None or msg.sender != self.notifier_owner:
             return False
         if msg.member == "ActionInvoked" and msg.signature == "us" and msg.body[0] in self.ours:
-            self._spawn(self.act(str(msg.body[1])))
+            self._background.spawn(self.act(str(msg.body[1])))
         elif msg.member == "NotificationClosed" and msg.signature == "uu":
             self.ours.discard(msg.body[0])
         return False
@@ -185,15 +186,6 @@ class SessionHelper:
             log.error("%s failed: %s", action, exc)
             await self.notify(self._text(Key.NOTICE_TITLE), exc.text)
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("helper task failed", exc_info=task.exception())
 
 
 async def _owner(bus: MessageBus, name: str) -> str | None:

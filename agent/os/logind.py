@@ -14,10 +14,9 @@ lets usage be committed before sleep.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable, Collection, Coroutine
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -25,6 +24,7 @@ from dbus_fast import BusType, Message, MessageType
 from dbus_fast.aio import MessageBus
 from dbus_fast.errors import DBusError
 
+from agent.os.background import BackgroundTasks
 from agent.os.dbus_calls import add_match, call, get_all
 
 log = logging.getLogger("minormode.logind")
@@ -91,7 +91,7 @@ class LogindWatcher:
         self.listeners: list[Callable[[str], None]] = []  # told "unlocked", "changed", ...
         self._owner: str | None = None
         self._inhibitor: int | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._background = BackgroundTasks(log, "logind handler")
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -191,7 +191,7 @@ class LogindWatcher:
             if msg.body and msg.body[0] == LOGIN1:
                 self._owner = msg.body[2] or None
                 if self._owner:  # logind restarted: our inhibitor died with the old one
-                    self._spawn(self._logind_restarted())
+                    self._background.spawn(self._logind_restarted())
             return False
         if self._owner is None or msg.sender != self._owner:
             return False  # not from logind: forged or unrelated
@@ -208,9 +208,9 @@ class LogindWatcher:
 
     def _on_manager_signal(self, msg: Message) -> None:
         if msg.member == "PrepareForSleep" and msg.signature == "b":
-            self._spawn(self._prepare_for_sleep(bool(msg.body[0])))
+            self._background.spawn(self._prepare_for_sleep(bool(msg.body[0])))
         elif msg.member == "SessionNew" and msg.signature == "so":
-            self._spawn(self._session_new(msg.body[0], msg.body[1]))
+            self._background.spawn(self._session_new(msg.body[0], msg.body[1]))
         elif (msg.member == "SessionRemoved" and msg.signature == "so"
               and self.sessions.pop(msg.body[1], None) is not None):
             self._update("session-removed")
@@ -243,7 +243,7 @@ class LogindWatcher:
         # logind does not signal State changes; re-read it whenever Active moves.
         if invalidated or ("Active" in changed and "State" not in changed):
             state = self.sessions[path]
-            self._spawn(self._refresh(state.id, path))
+            self._background.spawn(self._refresh(state.id, path))
         self._update("unlocked" if changed.get("LockedHint") is False else "properties")
 
     async def _refresh(self, sid: str, path: str) -> None:
@@ -301,15 +301,6 @@ class LogindWatcher:
             raise RuntimeError("LogindWatcher.start() was not called")
         return self.bus
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("logind handler failed", exc_info=task.exception())
 
 
 def _apply(state: SessionState, props: dict[str, Any]) -> SessionState:
