@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from agent.store import seal
 from agent.store.events import Event, EventKind
+from agent.store.sqlite import immediate
 
 GENESIS = bytes(32)
 DEVICE_LOCAL = "device-local"
@@ -293,13 +294,8 @@ class Journal:
         if not self._writer:
             raise JournalError(f"{self.path} is open read-only")
         self._cache = None
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        with immediate(self._db) as db:
+            yield db
 
     def _meta(self, key: str) -> bytes | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -27,6 +27,7 @@ from typing import Any
 
 from agent.core.policy import SpendingCaps
 from agent.core.spending import SpendingError, judge, period_bounds, validate_request
+from agent.store.sqlite import immediate
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS purchases (
@@ -144,14 +145,8 @@ class Ledger:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._lock, immediate(self._db) as db:
+            yield db
 
     def _get(self, db: sqlite3.Connection, request_id: str) -> Purchase | None:
         r = db.execute(

@@ -25,6 +25,7 @@ from agent.core.grants import Grant, GrantKind, GrantSource
 from agent.core.policy import DefaultKey
 from agent.core.usage import Interval, Usage
 from agent.store.events import Event, EventKind
+from agent.store.sqlite import immediate
 
 MIGRATIONS: list[str] = [
     # 1: the first schema.
@@ -130,13 +131,8 @@ class StateStore:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        with immediate(self.conn) as conn:
+            yield conn
 
     # ------------------------------------------------------------------ usage and clock
 
