@@ -367,7 +367,11 @@ class Services:
         config = AppGuardConfig(
             marks=tuple(args.exec_gate_mark),
             child_uids=frozenset(args.child_uid),
-            gate=GateConfig(also_restricted=frozenset(args.child_uid)),
+            gate=GateConfig(
+                also_restricted=frozenset(args.child_uid),
+                base_paths=tuple(str(b) for b in args.exec_gate_base if not b.is_dir()),
+                base_trees=tuple(str(b) for b in args.exec_gate_base if b.is_dir()),
+            ),
         )
         guard = AppGuard(config, agent.events, self._tell_child_blocked, self._gate_outage, self.clock)
         decision = agent.decision or agent.tick()
@@ -422,6 +426,14 @@ def _address(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _base_path(text: str) -> Path:
+    """An existing absolute file or directory, resolved (the gate compares real paths)."""
+    path = Path(text)
+    if not path.is_absolute() or not path.exists():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an existing absolute path")
+    return path.resolve()
+
+
 def _start_network_filter(agent: Agent, args: argparse.Namespace) -> NetworkFilter:
     """The DNS filter and the nftables table; follows each Decision's filter profile."""
     settings = FilterSettings(listen=tuple(args.dns_listen or [("127.0.0.1", 53)]),
@@ -449,6 +461,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--exec-gate-mark", action="append", default=[], metavar="MOUNT",
                    help="enforce the app allowlist at exec time on this mount (repeatable; the "
                         "device image passes /; without it the exec gate is off)")
+    p.add_argument("--exec-gate-base", type=_base_path, action="append", default=[], metavar="PATH",
+                   help="a program (file) or every program under a directory the child's session "
+                        "needs whatever the policy says, e.g. the user manager (repeatable)")
     p.add_argument("--dns-upstream", type=_address, action="append", default=[], metavar="IP:PORT",
                    help="resolver the DNS filter forwards to (repeatable; without it the filter is off)")
     p.add_argument("--dns-listen", type=_address, action="append", default=[], metavar="IP:PORT",

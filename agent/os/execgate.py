@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import select
+import subprocess
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,21 @@ GROUP_FLAGS = (
     | fanotify.FAN_UNLIMITED_QUEUE
     | fanotify.FAN_UNLIMITED_MARKS
 )
+
+
+def forbid_vfork() -> None:
+    """Make this process spawn children with fork(), never vfork() or posix_spawn().
+
+    A thread spawning with vfork is suspended until the child's exec is done, and
+    CPython before 3.11.6 (bookworm ships 3.11.2) keeps the GIL meanwhile (cpython
+    gh-104372). When this same process answers that exec's fanotify event (a `Bridge` or an
+    `ExecGate` thread), the answering thread needs the GIL: every exec on the marked file
+    system then waits forever. Seen in the QEMU image with "/" marked: the supervisor's
+    thread sat in vfork while the bridge waited for the GIL. With fork() the parent returns
+    at once and waits for the exec's outcome in a read() that releases the GIL.
+    """
+    subprocess._USE_VFORK = False  # type: ignore[misc]  # documented escape hatch
+    subprocess._USE_POSIX_SPAWN = False  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
@@ -258,6 +274,7 @@ class Bridge:
                                         name="exec-gate-bridge", daemon=True)
 
     def __enter__(self) -> Bridge:
+        forbid_vfork()
         self._thread.start()
         return self
 
@@ -286,6 +303,7 @@ class ExecGate:
     _wake: tuple[int, int] | None = field(default=None, init=False)
 
     def start(self) -> None:
+        forbid_vfork()
         fan_fd = create_group(self.paths, self.mark_kind)
         self._loop = GateLoop(fan_fd, self.table, self.on_blocked, cache=self.cache)
         self._wake = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)

@@ -346,3 +346,31 @@ def test_gate_starts_and_restarts_when_its_own_interpreter_is_on_the_marked_fs(
             assert _exec(str(fs / "apps" / "chess")).wait(20) == 0
         finally:
             sup.stop()
+
+
+_VFORK_PROBE = """
+import subprocess, sys
+sys.path.insert(0, sys.argv[2])
+import gatekit
+from agent.os.execgate import ExecGate
+from agent.os.gatetable import GateConfig, build_table
+print(subprocess._USE_VFORK, subprocess._USE_POSIX_SPAWN)
+gate = ExecGate([sys.argv[1]], build_table({}, gatekit.access(), GateConfig(), 1))
+gate.start()
+print(subprocess._USE_VFORK, subprocess._USE_POSIX_SPAWN)
+gate.stop()
+"""
+
+
+def test_a_process_that_answers_exec_events_never_spawns_with_vfork() -> None:
+    """Bookworm's Python (3.11.2) holds the GIL while a vfork'ed child execs (cpython
+    gh-104372, fixed in 3.11.6, so this host's Python cannot show the hang itself): if the
+    same process answers that exec's event, it waits for itself. Seen in the QEMU guest
+    with "/" marked. A gate thread or bridge must switch subprocess to fork()."""
+    with gatekit.private_tmpfs() as fs:
+        out = subprocess.run([sys.executable, "-c", _VFORK_PROBE, str(fs), str(Path(__file__).parent)],
+                             capture_output=True,
+                             text=True, timeout=60, cwd=Path(__file__).parents[3], check=True)
+    before, after = out.stdout.splitlines()
+    assert before == "True True", "this Python would not use vfork anyway: the probe proves nothing"
+    assert after == "False False"
