@@ -75,14 +75,20 @@ grep -q '^enabled' /proc/sys/fs/binfmt_misc/qemu-aarch64 2>/dev/null \
 note "qemu-aarch64 registered with binfmt_misc"
 
 progress "base root filesystem (mmdebstrap, Debian packages)"
-base_key=$(hash_files "$here/packages.txt" "$here/lib/base.sh"; hash_text "$mirror $security")
+# The test variant adds packages-test.txt (its benchmarks' tools), so it has a base of its own.
+package_lists=("$here/packages.txt")
+[ "$variant" = test ] && package_lists+=("$here/packages-test.txt")
+base_key=$(hash_files "${package_lists[@]}" "$here/lib/base.sh"; hash_text "$mirror $security")
 base_key=$(hash_text "$base_key")
 base_tar=$cache/base-$base_key.tar
 if [ -f "$base_tar" ]; then
   note "cached: $base_tar"
 else
   note "building $base_tar (dpkg under emulation: a few minutes)"
-  "$here/lib/base.sh" "$here/packages.txt" "$base_tar.part" "$mirror" "$security"
+  packages=$(mktemp)
+  cat "${package_lists[@]}" > "$packages"
+  "$here/lib/base.sh" "$packages" "$base_tar.part" "$mirror" "$security"
+  rm -f "$packages"
   mv "$base_tar.part" "$base_tar"
 fi
 
