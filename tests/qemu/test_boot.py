@@ -127,7 +127,7 @@ def _table(guest: dict[str, str], host: dict[str, str]) -> str:
     rows = ["| benchmark | guest (A72, TCG) | host (x86-64) | guest/host |", "|---|---|---|---|"]
     for key in sorted(k for k in guest if k.startswith("bench.") and not k.startswith("bench.failed")):
         g, h = float(guest[key]), float(host[key])
-        rows.append(f"| {key.removeprefix('bench.')} | {g:.4g} | {h:.4g} | {g / h:.1f}x |")
+        rows.append(f"| {key.removeprefix('bench.')} | {g:.4g} | {h:.4g} | {g / h:.3g}x |")
     return "\n".join(rows)
 
 
