@@ -155,19 +155,34 @@ def parse_shebang(head: bytes) -> tuple[str, ...]:
     return tuple(line.split())
 
 
-def script_interpreter(path: str, search_path: str) -> str | None:
-    """The real path of the program that runs a script (`#!/usr/bin/env X` -> X on PATH)."""
+DEFAULT_SEARCH_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
+
+
+def script_chain(path: str, search_path: str = DEFAULT_SEARCH_PATH) -> tuple[str, ...]:
+    """The programs the kernel execs after a script, in order, as real paths: its `#!`
+    interpreter, and for `#!/usr/bin/env X` also X on PATH (env execs it). Empty for a
+    non-script or an interpreter that cannot be found."""
     try:
         with open(path, "rb") as f:
             words = parse_shebang(f.read(256))
     except OSError:
-        return None
+        return ()
     if not words:
-        return None
+        return ()
+    first = resolve_program(words[0], search_path)
+    if first is None:
+        return ()
     if os.path.basename(words[0]) == "env":
         rest = [w for w in words[1:] if not w.startswith("-")]
-        return resolve_program(rest[0], search_path) if rest else None
-    return resolve_program(words[0], search_path)
+        then = resolve_program(rest[0], search_path) if rest else None
+        return (first, then) if then else ()
+    return (first,)
+
+
+def script_interpreter(path: str, search_path: str) -> str | None:
+    """The real path of the program that runs a script (`#!/usr/bin/env X` -> X on PATH)."""
+    chain = script_chain(path, search_path)
+    return chain[-1] if chain else None
 
 
 def walk_executables(root: str) -> tuple[str, ...]:
@@ -241,7 +256,7 @@ def app_from_entry(
 
 def scan(
     dirs: Iterable[str] = DEFAULT_DIRS,
-    search_path: str = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
+    search_path: str = DEFAULT_SEARCH_PATH,
     session_apps: frozenset[str] = frozenset(),
     flatpak_root: str = FLATPAK_APP_ROOT,
 ) -> ScanResult:

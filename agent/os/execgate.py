@@ -49,6 +49,9 @@ def forbid_vfork() -> None:
     subprocess._USE_POSIX_SPAWN = False  # type: ignore[misc]
 
 
+MAX_CHAINS = 4096  # scripts whose interpreter step is pending (bounded: see GateLoop)
+
+
 @dataclass(frozen=True)
 class Blocked:
     """An exec the gate denied (first of its kind since the table changed)."""
@@ -113,6 +116,8 @@ class GateLoop:
         self.stats = GateStats()
         self._told: set[tuple[str | None, str]] = set()
         self._told_generation = table.generation
+        # tid -> the interpreter steps its exec of an allowed script still has to pass
+        self._chains: dict[int, tuple[tuple[int, int], ...]] = {}
 
     def swap(self, table: GateTable) -> None:
         """Install a new table and drop the kernel's cached allows. Safe from any thread:
@@ -168,9 +173,18 @@ class GateLoop:
         stats = self.stats
         stats.events += 1
         uid = -1
+        key: tuple[int, int] | None = None
         try:
             st = os.fstat(fd)
             key = (st.st_dev, st.st_ino)
+            expected = self._chains.pop(tid, None)
+            if expected is not None and expected[0] == key:
+                # The `#!` interpreter (or env's target) of the script this very execve
+                # passed a moment ago: allowed for this step only, never cached.
+                if len(expected) > 1:
+                    self._chains[tid] = expected[1:]
+                stats.allowed += 1
+                return True, None
             rule = table.by_inode.get(key)
             if rule is None or not rule.allowed:  # known-allowed files need no uid
                 uid = uid_of(tid)
@@ -190,7 +204,12 @@ class GateLoop:
             verdict = Judgement(allow, False, None, None if allow else GateReason.ERROR.value)
         if verdict.allow:
             stats.allowed += 1
-            if verdict.cache and self.cache:
+            chain = table.script_chains.get(key) if key is not None else None
+            if chain is not None:  # its interpreter comes next; a cached script would not tell us
+                if len(self._chains) >= MAX_CHAINS:  # execs that failed after the script
+                    self._chains.clear()
+                self._chains[tid] = chain
+            elif verdict.cache and self.cache:
                 self._cache(fd, table)
             return True, None
         stats.denied += 1

@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from agent.core.decision import AppAccess
-from agent.os.catalogue import AppInfo, walk_executables
+from agent.os.catalogue import AppInfo, script_chain, walk_executables
 
 
 class GateReason(StrEnum):
@@ -76,6 +76,10 @@ class GateTable:
     by_hash: Mapping[str, FileRule] = field(default_factory=dict)
     by_path: Mapping[str, FileRule] = field(default_factory=dict)  # after an upgrade's new inode
     app_prefixes: tuple[tuple[str, FileRule], ...] = ()
+    # An allowed script's inode -> the inodes the kernel execs next for it in the same
+    # thread (its `#!` interpreter; for `#!/usr/bin/env X`, env then X). Interpreters are
+    # allowed to the child only as that next step, never when called directly.
+    script_chains: Mapping[tuple[int, int], tuple[tuple[int, int], ...]] = field(default_factory=dict)
 
     def is_system(self, uid: int) -> bool:
         """True for uids the gate never blocks (root, system services, exempt accounts)."""
@@ -106,12 +110,23 @@ def build_table(
     config: GateConfig,
     generation: int,
     stat: Callable[[str], os.stat_result] = os.stat,
+    chain_of: Callable[[str], tuple[str, ...]] = script_chain,
 ) -> GateTable:
     """Verdicts for every app's files under `access`; missing files are skipped."""
     by_inode: dict[tuple[int, int], FileRule] = {}
     by_hash: dict[str, FileRule] = {}
     by_path: dict[str, FileRule] = {}
     prefixes: list[tuple[str, FileRule]] = []
+    chains: dict[tuple[int, int], tuple[tuple[int, int], ...]] = {}
+
+    def add_chain(script: str) -> None:
+        try:
+            key = _key(stat(script))
+            steps = tuple(_key(stat(p)) for p in chain_of(script))
+        except OSError:
+            return
+        if steps:
+            chains[key] = steps
 
     def add_inode(path: str, rule: FileRule) -> None:
         by_path[path] = _merge(by_path.get(path), rule)
@@ -131,9 +146,9 @@ def build_table(
             rule = FileRule(app.app_id, verdict.allowed, reason)
         for exe in (*app.executables, *app.tree_files):
             add_inode(exe, rule)
-        if rule.allowed:  # an allowed script app needs its interpreter (see EXECGATE.md)
-            for interpreter in app.interpreters:
-                add_inode(interpreter, BASE_RULE)
+        if rule.allowed and app.interpreters:  # a script app runs its interpreter: EXECGATE.md
+            for exe in app.executables:
+                add_chain(exe)
         for digest in app.hashes:
             by_hash[digest] = _merge(by_hash.get(digest), rule)
         prefixes.extend((p, rule) for p in app.prefixes)
@@ -147,8 +162,13 @@ def build_table(
             continue
         by_inode[(st.st_dev, st.st_ino)] = BASE_RULE
         by_path[path] = BASE_RULE
+        add_chain(path)
     prefixes.sort(key=lambda item: len(item[0]), reverse=True)
-    return GateTable(generation, config, by_inode, by_hash, by_path, tuple(prefixes))
+    return GateTable(generation, config, by_inode, by_hash, by_path, tuple(prefixes), chains)
+
+
+def _key(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
 
 
 LOADER_GLOBS = (
@@ -246,6 +266,7 @@ def table_to_json(table: GateTable) -> dict[str, Any]:
         "by_hash": [[h, r.app_id, r.allowed, r.reason] for h, r in table.by_hash.items()],
         "by_path": [[p, r.app_id, r.allowed, r.reason] for p, r in table.by_path.items()],
         "app_prefixes": [[p, r.app_id, r.allowed, r.reason] for p, r in table.app_prefixes],
+        "script_chains": [[d, i, [list(k) for k in steps]] for (d, i), steps in table.script_chains.items()],
     }
 
 
@@ -269,4 +290,6 @@ def table_from_json(data: Mapping[str, Any]) -> GateTable:
         by_hash={h: FileRule(a, bool(ok), r) for h, a, ok, r in data["by_hash"]},
         by_path={p: FileRule(a, bool(ok), r) for p, a, ok, r in data["by_path"]},
         app_prefixes=tuple((p, FileRule(a, bool(ok), r)) for p, a, ok, r in data["app_prefixes"]),
+        script_chains={(int(d), int(i)): tuple((int(kd), int(ki)) for kd, ki in steps)
+                       for d, i, steps in data["script_chains"]},
     )

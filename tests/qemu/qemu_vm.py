@@ -75,7 +75,7 @@ def qemu_command(image: Path, kernel: Path, initrd: Path, machine: str = "virt")
             "qemu-system-aarch64", "-M", "raspi3b", "-m", "1G", "-accel", "tcg,thread=single",
             "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
             "-kernel", str(kernel), "-initrd", str(initrd), "-dtb", str(dtb),
-            "-append", "console=ttyAMA0 console=tty1 root=LABEL=minormode-root rootwait panic=-1",
+            "-append", "console=tty1 console=ttyAMA0 root=LABEL=minormode-root rootwait panic=-1",
             "-drive", f"file={image},format=raw,if=sd,snapshot=on",
         ]
     raise ValueError(f"machine {machine!r}: virt or raspi3b")

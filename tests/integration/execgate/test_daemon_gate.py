@@ -1,6 +1,7 @@
 """The real agent process with the exec gate on a tmpfs of the test's own: the device's
-OS base (--exec-gate-base) runs for the child, anything else no rule allows does not, root
-is never blocked, and the agent comes up READY (it freezes if the gate waits on itself)."""
+OS base (--exec-gate-base) runs for the child, a base script with its interpreter too (but
+not the interpreter alone), anything else no rule allows does not, root is never blocked,
+and the agent comes up READY (it freezes if the gate waits on itself)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,10 @@ def test_agent_gates_execs_with_the_device_base(tmp_path: Path) -> None:
     with gatekit.private_tmpfs() as fs:
         helper = gatekit.make_binary(fs / "base" / "session-helper", tag="helper")
         tool = gatekit.make_binary(fs / "opt" / "tool", tag="tool")
+        interp = gatekit.make_binary(fs / "interp" / "sh", source="/bin/sh", tag="interp")
+        script = fs / "base" / "session-script"  # like the session helper, a script
+        script.write_text(f"#!{interp}\nexit 0\n")
+        script.chmod(0o755)
         policy = tmp_path / "policy.toml"
         policy.write_text((ROOT / "config" / "policies" / "8-12.toml").read_text())
         notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -51,6 +56,8 @@ def test_agent_gates_execs_with_the_device_base(tmp_path: Path) -> None:
                 pass
             assert _run(helper, as_child=True) == 0, "the device's base did not run for the child"
             assert _run(tool, as_child=True) == 126, "the child ran a program no rule allows"
+            assert _run(script, as_child=True) == 0, "a base script's interpreter was refused"
+            assert _run(interp, as_child=True) == 126, "the child called the interpreter itself"
             assert _run(tool, as_child=False) == 0, "root was blocked"
         finally:
             proc.send_signal(signal.SIGTERM)

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import gatekit
@@ -206,21 +207,47 @@ def test_hash_deadline_denies_the_child_and_allows_root(gate_env) -> None:
     assert gatekit.as_root([str(copy)]).returncode == 0
 
 
-def test_interpreter_runs_for_the_child_only_while_a_script_app_needing_it_is_allowed(gate_env) -> None:
-    """The kernel opens a script's `#!` interpreter for exec too: an allowed script app
-    brings its interpreter into the child's base; a blocked one does not."""
-    interp = gatekit.make_binary(gate_env.fs / "interp" / "sh", source="/bin/sh", tag="interp")
-    script = gate_env.fs / "apps" / "quiz"
-    script.write_text(f"#!{interp}\nexit 0\n")
+def _script_app(gate_env, name: str, app_id: str, shebang: str) -> Path:
+    """An installed app whose program is a script starting with `#!shebang`."""
+    script = gate_env.fs / "apps" / name
+    script.write_text(f"#!{shebang}\nexit 0\n")
     script.chmod(0o755)
-    gatekit.write_desktop(gate_env.fs / "share" / "applications", "org.example.Quiz", "Quiz", script)
+    gatekit.write_desktop(gate_env.fs / "share" / "applications", app_id, name, script)
     gate_env.apps.update(scan([str(gate_env.fs / "share" / "applications")]).apps)
+    return script
+
+
+def test_interpreter_runs_for_the_child_only_as_an_allowed_scripts_next_step(gate_env) -> None:
+    """The kernel opens a script's `#!` interpreter for exec too, in the same execve and
+    thread. An allowed script app runs (every time: the script is never cached, or the
+    gate would not see the step coming); the child calling the interpreter directly, e.g.
+    to run a file of its own, is denied even while the app is allowed; a blocked app's
+    script does not run."""
+    interp = gatekit.make_binary(gate_env.fs / "interp" / "sh", source="/bin/sh", tag="interp")
+    script = _script_app(gate_env, "quiz", "org.example.Quiz", str(interp))
     assert gate_env.apps["org.example.Quiz"].interpreters == (str(interp),)
     gate_env.set_policy(allowed=["org.example.Quiz"])
-    assert gatekit.as_child([str(script)]).returncode == 0
+    for _ in range(3):
+        assert gatekit.as_child([str(script)]).returncode == 0
+    assert gatekit.as_child(["sh", "-c", f'exec "{interp}" -c true']).returncode == 126
+    assert gatekit.as_root([str(interp), "-c", "true"]).returncode == 0
+    assert gatekit.as_child([str(script)]).returncode == 0, "root's call broke the child's chain"
     gate_env.set_policy(blocked=["org.example.Quiz"])
     assert gatekit.as_child(["sh", "-c", str(script)]).returncode == 126
     assert gatekit.as_child(["sh", "-c", f"{interp} -c true"]).returncode == 126
+
+
+def test_env_shebang_chain_allows_env_then_its_target_only(gate_env) -> None:
+    """`#!/usr/bin/env X`: the kernel execs env, which then execs X from the same thread.
+    Both steps pass for an allowed script; neither env nor X runs for the child alone."""
+    env = gatekit.make_binary(gate_env.fs / "interp" / "env", source="/usr/bin/env", tag="env")
+    interp = gatekit.make_binary(gate_env.fs / "interp" / "sh", source="/bin/sh", tag="interp2")
+    script = _script_app(gate_env, "story", "org.example.Story", f"{env} {interp}")
+    gate_env.set_policy(allowed=["org.example.Story"])
+    assert gatekit.as_child([str(script)]).returncode == 0
+    assert gatekit.as_child([str(script)]).returncode == 0
+    assert gatekit.as_child(["sh", "-c", f'exec "{env}" true']).returncode == 126
+    assert gatekit.as_child(["sh", "-c", f'exec "{interp}" -c true']).returncode == 126
 
 
 def test_flatpak_style_app_in_a_sandbox_mount_namespace_is_judged_by_inode(gate_env) -> None:

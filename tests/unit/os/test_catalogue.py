@@ -16,6 +16,7 @@ from agent.os.catalogue import (
     parse_exec,
     parse_shebang,
     scan,
+    script_chain,
 )
 
 GAME = """\
@@ -163,3 +164,8 @@ def test_script_apps_record_their_interpreter(tmp_path: Path) -> None:
     apps = scan([str(apps_dir)], search_path=str(bindir)).apps
     assert apps["direct"].interpreters == (str(interp),)
     assert apps["viaenv"].interpreters == (str(interp),)
+    # what the kernel execs next, in order: env itself, then what env runs
+    assert script_chain(str(bindir / "direct"), str(bindir)) == (str(interp),)
+    env = os.path.realpath("/usr/bin/env")
+    assert script_chain(str(bindir / "viaenv"), str(bindir)) == (env, str(interp))
+    assert script_chain(str(interp), str(bindir)) == ()

@@ -42,6 +42,7 @@ TABLE = GateTable(
             FileRule("org.example.Paint", False, "not_allowed"),
         ),
     ),
+    script_chains={(1, 12): ((1, 20),), (1, 13): ((1, 21), (1, 20))},
 )
 
 
