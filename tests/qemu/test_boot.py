@@ -158,9 +158,12 @@ def _record(table: str, run: BootResult) -> None:
     RESULTS.write_text(text)
 
 
-@pytest.mark.skipif(os.environ.get("MINORMODE_QEMU_RASPI") != "1",
-                    reason="board-level smoke test: set MINORMODE_QEMU_RASPI=1")
+@pytest.mark.skipif(os.environ.get("MINORMODE_QEMU_RASPI") == "0",
+                    reason="board-level smoke test switched off (MINORMODE_QEMU_RASPI=0)")
 def test_raspi3b_boots_to_the_agent(test_image: Path) -> None:
+    """The same image on an emulated Raspberry Pi 3B (Debian's bcm2837 device tree, SD
+    card, PL011 serial): the board boots and the agent reaches READY under systemd with
+    the exec gate on "/". About 2 min here (one TCG thread for four cores)."""
     from qemu_vm import boot, qemu_command
     cmd = qemu_command(test_image / "minormode-test.img", test_image / "vmlinuz",
                        test_image / "initrd.img", machine="raspi3b")
