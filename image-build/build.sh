@@ -43,7 +43,8 @@ case $variant in release|test) ;; *) die "--variant $variant: must be release or
 [ "$(id -u)" -eq 0 ] || die "must run as root (mmdebstrap --mode=root, chroot, file ownership)"
 [ -f "$factory" ] || die "--factory $factory: no such file"
 factory=$(cd "$(dirname "$factory")" && pwd)/$(basename "$factory")
-for tool in mmdebstrap update-binfmts depmod cpio sfdisk mkfs.ext4 mkfs.vfat mcopy unshare; do
+for tool in mmdebstrap update-binfmts depmod cpio sfdisk mkfs.ext4 mkfs.vfat mcopy unshare \
+            aarch64-linux-gnu-gcc; do
   command -v "$tool" >/dev/null || die "$tool not found: run scripts/setup (config/deps/apt-issue7.txt)"
 done
 mkdir -p "$out" "$cache"
@@ -111,7 +112,7 @@ py=${PYTHON:-python3}
 [ -x "$repo/.venv/bin/python" ] && py=$repo/.venv/bin/python
 work=$(mktemp -d /var/tmp/minormode-build.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-mapfile -t agent_sources < <(cd "$repo" && find agent -name '*.py' | sort)
+mapfile -t agent_sources < <(cd "$repo" && find agent -name '*.py' -o -name '*.c' | sort)
 agent_key=$(hash_files "$repo/pyproject.toml" "${agent_sources[@]/#/$repo/}")
 SOURCE_DATE_EPOCH=1700000000 "$py" -m pip wheel -q --no-deps -w "$work/agent" "$repo" >/dev/null
 wheel=$(ls "$work"/agent/minormode-*.whl)

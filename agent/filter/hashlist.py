@@ -87,7 +87,7 @@ def write_atomic(path: Path, data: bytes) -> None:
 class HashList:
     """A read-only, memory-mapped compiled list."""
 
-    __slots__ = ("_index", "_map", "_shift", "_table", "count", "path", "stat_key")
+    __slots__ = ("_bits", "_c", "_index", "_map", "_shift", "_start", "_table", "count", "path", "stat_key")
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -96,7 +96,9 @@ class HashList:
             self.stat_key = (st.st_ino, st.st_mtime_ns, st.st_size)
             if st.st_size < _HEADER.size:
                 raise ListFileError(f"{path}: {st.st_size} bytes is too short for a list file")
-            self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            # Private copy-on-write, never written: the pages stay the page cache's, and a
+            # writable buffer lets the native fast path take its address (`c_view`).
+            self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)
         magic, version, bits, count, _ = _HEADER.unpack_from(self._map)
         if magic != MAGIC:
             self._map.close()
@@ -120,6 +122,9 @@ class HashList:
         self._index = view[_HEADER.size : _HEADER.size + ((1 << bits) + 1) * 4].cast("I")
         self._table = view[start:].cast("Q")
         self._shift = 64 - bits
+        self._bits = bits
+        self._start = start
+        self._c: object = None
         self.count = int(count)
         if self._index[len(self._index) - 1] != count:
             self.close()
@@ -139,7 +144,18 @@ class HashList:
     def __len__(self) -> int:
         return self.count
 
+    def c_view(self) -> tuple[int, int, int]:
+        """Addresses of the bucket index and of the hashes, and the bucket bits, for the
+        native fast path (agent/filter/fastpath.py). Valid while this object lives."""
+        import ctypes  # noqa: PLC0415 - only with the fast path: ctypes costs RSS
+
+        if self._c is None:
+            self._c = (ctypes.c_char * len(self._map)).from_buffer(self._map)
+        base = ctypes.addressof(self._c)  # type: ignore[arg-type]
+        return base + _HEADER.size, base + self._start, self._bits
+
     def close(self) -> None:
+        self._c = None  # the exported buffer first, or the map cannot close
         self._index.release()
         self._table.release()
         self._map.close()

@@ -36,6 +36,8 @@ class Verdict:
     target: bytes = b""
 
 
+HashSource = frozenset[int] | HashList  # a profile's own names, or a compiled list
+
 VERDICT_FORWARD = Verdict(FORWARD)
 VERDICT_BYPASS = Verdict(BLOCK, REASON_BYPASS)
 VERDICT_ALLOWLIST_ONLY = Verdict(BLOCK, REASON_ALLOWLIST_ONLY)
@@ -108,6 +110,18 @@ class Matcher:
         self.safesearch = SafeSearch(
             profile.safesearch, profile.youtube if profile.youtube else YouTubeMode.OFF
         )
+
+    def fast_parts(self) -> tuple[frozenset[int], list[HashSource], list[tuple[str, HashSource]]] | None:
+        """What the native fast path needs to answer listed names exactly as `verdict`
+        does: the names it must leave to Python (canaries), the allow sets, the block sets
+        with their reasons in this order. None in allowlist-only mode (Python's alone)."""
+        if self.allowlist_only:
+            return None
+        canaries = frozenset(name_hash(w) for w in CANARY_NAMES)
+        allow: list[HashSource] = [self._allow_set, *self._allow_lists]
+        block: list[tuple[str, HashSource]] = [(REASON_GUARDIAN, self._block_set)]
+        block += [(v.reason, hl) for v, hl in self._block_lists]
+        return canaries, allow, block
 
     def verdict(self, wire: bytes) -> Verdict:
         """The verdict for a lowercase wire name: allow lists first, then blocks."""

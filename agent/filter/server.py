@@ -4,6 +4,9 @@ Why a plain epoll loop and not asyncio: the blocked path is "recvfrom, parse, di
 sendto", and asyncio's per-datagram callback machinery costs more than all of that (and
 importing it costs ~10 MiB RSS). The loop drains each readable socket in a burst.
 TCP (rare: truncated answers, some stubs) is served by a small thread per connection.
+When the native library is built (agent/filter/fastpath.py), each UDP wake-up goes to it
+first: it answers the listed names a batch at a time and returns the rest to the same
+per-datagram Python code, which stays the reference and the fallback.
 
 The active profile is an immutable `Matcher`; `set_profile` swaps it together with a fresh
 decision cache, so the cache is keyed on the policy version by construction.
@@ -34,6 +37,8 @@ from typing import Protocol
 
 from agent.core.policy import FilterProfile, YouTubeMode
 from agent.filter import dnswire as dw
+from agent.filter import fastpath
+from agent.filter.fastpath import FastPath, FastProfile
 from agent.filter.match import BLOCK, REWRITE, VERDICT_FORWARD, ListStore, Matcher, Verdict
 from agent.store.events import Event, EventKind, EventSink
 
@@ -135,6 +140,10 @@ class DnsFilter:
         self.clock = clock
         self.stats = Stats()
         self._matcher = Matcher(profile, version, self.store)
+        # The native blocked path, when built (NXDOMAIN answers only: it cannot make the
+        # configured block addresses' answers); None runs everything in Python.
+        self._fast = None if settings.block_addresses else fastpath.load()
+        self._fast_profile = self._fast_profile_for(self._matcher)
         self._cache: dict[bytes, Verdict] = {}
         # Blocked answers by query bytes after the ID: (answer after the ID, name, reason).
         self._answers: dict[bytes, tuple[bytes, bytes, str]] = {}
@@ -158,7 +167,20 @@ class DnsFilter:
     def set_profile(self, profile: FilterProfile, version: int) -> None:
         """Swap in a new profile (and an empty decision cache) atomically."""
         matcher = Matcher(profile, version, self.store)
+        fast_profile = self._fast_profile_for(matcher)
         self._matcher, self._cache, self._answers = matcher, {}, {}
+        self._fast_profile = fast_profile
+
+    def _fast_profile_for(self, matcher: Matcher) -> FastProfile | None:
+        if self._fast is None:
+            return None
+        parts = matcher.fast_parts()
+        return FastProfile(*parts) if parts is not None else None
+
+    @property
+    def fast_path(self) -> FastPath | None:
+        """The native blocked path in use, if any (tests check that it really is)."""
+        return self._fast
 
     @property
     def version(self) -> int:
@@ -296,73 +318,93 @@ class DnsFilter:
 
     # ----- UDP from clients ----------------------------------------------------------
     def _on_client(self, sock: socket.socket) -> None:
+        fast, profile = self._fast, self._fast_profile
+        if fast is not None and profile is not None:
+            self._on_client_fast(sock, fast, profile)
+            return
         recvfrom = sock.recvfrom
-        sendto = sock.sendto
-        parse = dw.parse_query
+        answer = self._answer_datagram
         stats = self.stats
-        cache = self._cache
-        answers = self._answers
-        answers_max = self.settings.cache_size
-        nx = not self.settings.block_addresses
-        events = self.events is not None
         for _ in range(512):
             try:
                 data, addr = recvfrom(4096)
             except BlockingIOError:
                 return
             stats.queries += 1
-            # Repeated blocked query (same bytes but the ID): the stored answer, no parsing.
-            hit = answers.get(data[2:])
-            if hit is not None:
-                if answers is self._answers:
-                    stats.blocked += 1
-                    try:  # noqa: SIM105 - see below
-                        sendto(data[:2] + hit[0], addr)
-                    except OSError:
-                        pass
-                    if events:
-                        self._note_blocked(hit[1], hit[2])
-                    continue
-                answers = self._answers  # a profile swap: judge it afresh
-            try:
-                q = parse(data)
-            except dw.WireError as exc:
-                stats.malformed += 1
-                if exc.rcode is not None:
-                    with contextlib.suppress(OSError):
-                        sendto(dw.error_response(data, exc.rcode), addr)
-                continue
-            qname = q[0]
-            v = cache.get(qname)
-            if v is None:
-                v = self.verdict(qname)
-                cache = self._cache  # verdict() may have replaced a full cache
-            elif cache is not self._cache:  # a profile swap happened meanwhile
-                cache = self._cache
-                v = self.verdict(qname)
-            if v.action == BLOCK:
-                stats.blocked += 1
-                if nx:
-                    # Inline NXDOMAIN (same bytes as dw.nxdomain): the hottest path.
-                    end = q[3]
-                    reply = (
-                        data[:2] + bytes((0x80 | (data[2] & 0x79), 0x83))
-                        + (_COUNTS_EDNS + data[12:end] + dw.OPT_RR if q[4]
-                           else _COUNTS + data[12:end])
-                    )
-                else:
-                    reply = self._blocked_answer(data, q)
-                if len(answers) >= answers_max:
-                    answers = self._answers = {}
-                answers[data[2:]] = (reply[2:], qname, v.reason)
-                try:  # noqa: SIM105 - contextlib.suppress costs an object per query here
-                    sendto(reply, addr)
-                except OSError:
-                    pass
-                if events:
-                    self._note_blocked(qname, v.reason)
-                continue
+            answer(sock, data, addr)
+
+    def _on_client_fast(self, sock: socket.socket, fast: FastPath, profile: FastProfile) -> None:
+        """The native library answers listed names a batch at a time; the rest come back
+        here unchanged and take the Python path (the same 512-datagram burst bound)."""
+        fd = sock.fileno()
+        stats = self.stats
+        events = self.events is not None
+        answer = self._answer_datagram
+        for _ in range(512 // fastpath.BATCH):
+            n, left = fast.drain(fd, profile, events)
+            if n == 0:
+                return
+            stats.queries += n
+            stats.blocked += n - len(left)
+            if events:
+                reasons = profile.reasons
+                for wire, reason in fast.blocked_names():
+                    self._note_blocked(wire, reasons[reason])
+            for data, addr in left:
+                answer(sock, data, addr)
+            if n < fastpath.BATCH:
+                return
+
+    def _answer_datagram(self, sock: socket.socket, data: bytes, addr: Address) -> None:
+        """Judge one query and answer it, or forward it (counted by the caller)."""
+        stats = self.stats
+        answers = self._answers
+        # Repeated blocked query (same bytes but the ID): the stored answer, no parsing.
+        hit = answers.get(data[2:])
+        if hit is not None:
+            stats.blocked += 1
+            try:  # noqa: SIM105 - contextlib.suppress costs an object per query here
+                sock.sendto(data[:2] + hit[0], addr)
+            except OSError:
+                pass
+            if self.events is not None:
+                self._note_blocked(hit[1], hit[2])
+            return
+        try:
+            q = dw.parse_query(data)
+        except dw.WireError as exc:
+            stats.malformed += 1
+            if exc.rcode is not None:
+                with contextlib.suppress(OSError):
+                    sock.sendto(dw.error_response(data, exc.rcode), addr)
+            return
+        qname = q[0]
+        cache = self._cache
+        v = cache.get(qname)
+        if v is None:
+            v = self.verdict(qname)
+        if v.action != BLOCK:
             self._forward(sock, addr, data, q, v)
+            return
+        stats.blocked += 1
+        if not self.settings.block_addresses:
+            # Inline NXDOMAIN (same bytes as dw.nxdomain): the hottest Python path.
+            end = q[3]
+            reply = (
+                data[:2] + bytes((0x80 | (data[2] & 0x79), 0x83))
+                + (_COUNTS_EDNS + data[12:end] + dw.OPT_RR if q[4] else _COUNTS + data[12:end])
+            )
+        else:
+            reply = self._blocked_answer(data, q)
+        if len(answers) >= self.settings.cache_size:
+            answers = self._answers = {}
+        answers[data[2:]] = (reply[2:], qname, v.reason)
+        try:  # noqa: SIM105
+            sock.sendto(reply, addr)
+        except OSError:
+            pass
+        if self.events is not None:
+            self._note_blocked(qname, v.reason)
 
     def _blocked_answer(self, data: bytes, q: dw.Question) -> bytes:
         if self.settings.block_addresses and q.qtype in (dw.TYPE_A, dw.TYPE_AAAA):

@@ -42,8 +42,14 @@ rm -rf "$R/root/wheels"
 for script in "$R"/opt/minormode/venv/bin/minormode*; do
   ln -sf "../venv/bin/$(basename "$script")" "$R/opt/minormode/bin/$(basename "$script")"
 done
+note "the DNS filter's native blocked path, cross-compiled for arm64"
+site=$(echo "$R"/opt/minormode/venv/lib/python3*/site-packages)
+PYTHONPATH=$MM_REPO python3 -m agent.filter.fastpath build --cc aarch64-linux-gnu-gcc \
+  --out "$site/agent/filter/_mmdns.so" >/dev/null
 in_image /opt/minormode/venv/bin/python -c 'import agent.daemon, agent.firstboot' \
   || { echo "layer.sh: the agent does not import inside the image" >&2; exit 1; }
+in_image /opt/minormode/venv/bin/python -c 'from agent.filter import fastpath; assert fastpath.load()' \
+  || { echo "layer.sh: the DNS fast path does not load inside the image" >&2; exit 1; }
 
 note "units"
 install -m 0644 "$MM_REPO"/systemd/*.service "$R/usr/lib/systemd/system/"

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from agent.core.policy import FilterProfile, YouTubeMode
+from agent.filter.fakeupstream import FakeUpstream
 from agent.filter.lists import compile_all
+from agent.filter.server import DnsFilter, FilterSettings
 
 
 def make_profile(
@@ -51,3 +56,37 @@ def lists_dir(tmp_path: Path) -> Path:
 def mkprofile() -> type[object]:
     """The `make_profile` factory (test modules cannot import conftest under importlib)."""
     return make_profile  # type: ignore[return-value]
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeUpstream]:
+    up = FakeUpstream(overrides={"forcesafesearch.google.com": "216.239.38.120"}).start()
+    yield up
+    up.stop()
+
+
+@pytest.fixture
+def make_filter(
+    lists_dir: Path, upstream: FakeUpstream, mkprofile: Callable[..., Any]
+) -> Iterator[Callable[..., DnsFilter]]:
+    made: list[DnsFilter] = []
+
+    def make(upstreams: tuple[tuple[str, int], ...] | None = None, **kw: Any) -> DnsFilter:
+        settings_kw = {k: kw.pop(k) for k in ("timeout", "block_addresses", "max_pending") if k in kw}
+        settings = FilterSettings(
+            listen=(("127.0.0.1", 0),),
+            upstreams=upstreams or (upstream.addr,),
+            lists_dir=lists_dir,
+            **settings_kw,
+        )
+        events = kw.pop("events", None)
+        learner = kw.pop("learner", None)
+        flt = DnsFilter(settings, mkprofile(**kw), 1, events=events, learner=learner,
+                        clock=lambda: datetime(2026, 1, 1, tzinfo=UTC))
+        flt.start()
+        made.append(flt)
+        return flt
+
+    yield make
+    for flt in made:
+        flt.stop()

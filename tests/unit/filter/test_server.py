@@ -6,8 +6,7 @@ from __future__ import annotations
 import socket
 import struct
 import time
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,40 +41,6 @@ class Learner:
 
     def learn(self, addresses: Any) -> None:
         self.seen.extend(addresses)
-
-
-@pytest.fixture
-def upstream() -> Iterator[FakeUpstream]:
-    up = FakeUpstream(overrides={"forcesafesearch.google.com": "216.239.38.120"}).start()
-    yield up
-    up.stop()
-
-
-@pytest.fixture
-def make_filter(
-    lists_dir: Path, upstream: FakeUpstream, mkprofile: Callable[..., Any]
-) -> Iterator[Callable[..., DnsFilter]]:
-    made: list[DnsFilter] = []
-
-    def make(upstreams: tuple[tuple[str, int], ...] | None = None, **kw: Any) -> DnsFilter:
-        settings_kw = {k: kw.pop(k) for k in ("timeout", "block_addresses", "max_pending") if k in kw}
-        settings = FilterSettings(
-            listen=(("127.0.0.1", 0),),
-            upstreams=upstreams or (upstream.addr,),
-            lists_dir=lists_dir,
-            **settings_kw,
-        )
-        events = kw.pop("events", None)
-        learner = kw.pop("learner", None)
-        flt = DnsFilter(settings, mkprofile(**kw), 1, events=events, learner=learner,
-                        clock=lambda: datetime(2026, 1, 1, tzinfo=UTC))
-        flt.start()
-        made.append(flt)
-        return flt
-
-    yield make
-    for flt in made:
-        flt.stop()
 
 
 def test_blocked_gets_nxdomain_without_asking_upstream(
