@@ -15,6 +15,7 @@ import os
 import select
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -50,6 +51,7 @@ def forbid_vfork() -> None:
 
 
 MAX_CHAINS = 4096  # scripts whose interpreter step is pending (bounded: see GateLoop)
+CHAIN_SECONDS = 2.0  # an interpreter step comes within one execve (env: one more)
 
 
 @dataclass(frozen=True)
@@ -116,8 +118,10 @@ class GateLoop:
         self.stats = GateStats()
         self._told: set[tuple[str | None, str]] = set()
         self._told_generation = table.generation
-        # tid -> the interpreter steps its exec of an allowed script still has to pass
-        self._chains: dict[int, tuple[tuple[int, int], ...]] = {}
+        # tid -> (the interpreter steps its exec of an allowed script still has to pass,
+        # until when): other execs in between (the dynamic loader's, before it is cached)
+        # leave it; it lapses if the exec failed midway
+        self._chains: dict[int, tuple[tuple[tuple[int, int], ...], float]] = {}
 
     def swap(self, table: GateTable) -> None:
         """Install a new table and drop the kernel's cached allows. Safe from any thread:
@@ -177,12 +181,15 @@ class GateLoop:
         try:
             st = os.fstat(fd)
             key = (st.st_dev, st.st_ino)
-            expected = self._chains.pop(tid, None)
-            if expected is not None and expected[0] == key:
-                # The `#!` interpreter (or env's target) of the script this very execve
+            pending = self._chains.get(tid)
+            if pending is not None and pending[0][0] == key and time.monotonic() <= pending[1]:
+                # The `#!` interpreter (or env's target) of the script this thread's exec
                 # passed a moment ago: allowed for this step only, never cached.
-                if len(expected) > 1:
-                    self._chains[tid] = expected[1:]
+                steps, until = pending
+                if len(steps) > 1:
+                    self._chains[tid] = (steps[1:], until)
+                else:
+                    del self._chains[tid]
                 stats.allowed += 1
                 return True, None
             rule = table.by_inode.get(key)
@@ -208,7 +215,7 @@ class GateLoop:
             if chain is not None:  # its interpreter comes next; a cached script would not tell us
                 if len(self._chains) >= MAX_CHAINS:  # execs that failed after the script
                     self._chains.clear()
-                self._chains[tid] = chain
+                self._chains[tid] = (chain, time.monotonic() + CHAIN_SECONDS)
             elif verdict.cache and self.cache:
                 self._cache(fd, table)
             return True, None
