@@ -147,8 +147,13 @@ class FastPath:
         self._drain.argtypes = (ctypes.c_int, ctypes.POINTER(MmProfile), ctypes.POINTER(MmBatch),
                                 ctypes.c_int)
         self._drain.restype = ctypes.c_int
-        if lib.mm_batch_size() != ctypes.sizeof(MmBatch) or lib.mm_batch_buf_offset() != MmBatch.buf.offset:
-            raise OSError("the DNS fast path library's batch layout differs from fastpath.py")
+        for fn, want in ((lib.mm_batch_size, ctypes.sizeof(MmBatch)),
+                         (lib.mm_batch_buf_offset, MmBatch.buf.offset),
+                         (lib.mm_batch_addr_offset, MmBatch.addr.offset),
+                         (lib.mm_batch_name_offset, MmBatch.name.offset)):
+            fn.restype = ctypes.c_size_t
+            if fn() != want:
+                raise OSError("the DNS fast path library's batch layout differs from fastpath.py")
         self.batch = MmBatch()
         self._view = memoryview(self.batch).cast("B")
         self.drained = 0  # datagrams the library read (tests check the path is used)
