@@ -2,31 +2,31 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from support.runtime import agent_on
 from support.scenario import iso, policy
 from support.sessionbus import CHILD_UID
 
-from agent.api import cli_agent
 from agent.api.agent_controller import AgentController
 from agent.api.service import AgentService
+from agent.cli.main import build_parser
 from agent.core import guardian_code
-from agent.daemon import Agent
-from agent.os import devbus
-from agent.os.clocksource import ManualClock
+from agent.dev import devbus
+from agent.dev.clock import ManualClock
+from agent.runtime.agent import Agent
 from agent.store.state import StateStore
 
 
 @pytest.fixture
 async def agent_bus(tmp_path: Path) -> AsyncIterator[tuple[str, Agent]]:
     bus = devbus.start_bus()
-    agent = Agent(StateStore(tmp_path / "state.sqlite"),
-                  ManualClock(iso("2026-11-28T10:00"), zone="Asia/Shanghai"), None)
+    agent = agent_on(StateStore(tmp_path / "state.sqlite"),
+                     ManualClock(iso("2026-11-28T10:00"), zone="Asia/Shanghai"))
     agent.policy = policy(waive=["windows", "curfew", "school", "rest", "games"],
                           budget={"every_day": 10})
     service = AgentService(AgentController(agent), CHILD_UID, bus_address=bus.address)
@@ -42,9 +42,7 @@ async def agent_bus(tmp_path: Path) -> AsyncIterator[tuple[str, Agent]]:
 
 
 async def ctl(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="minormodectl")
-    cli_agent.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     result: int = await asyncio.to_thread(args.func, args)
     return result
 
