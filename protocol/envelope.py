@@ -21,7 +21,7 @@ from protocol.errors import ProtocolError, SignatureError
 
 ENVELOPE_VERSION = 1
 MAX_BODY = 262_144
-MAX_ENVELOPE = 350_000
+MAX_ENVELOPE = 360_000
 SIGNATURE_BYTES = 64
 FUTURE_TOLERANCE = 600  # seconds an `iat` may lie ahead of the reader's clock
 

@@ -185,9 +185,10 @@ class Keyring:
     # -- writing (guardian side) ---------------------------------------------------------
 
     def entry(self, signer: Identity, op: Op, *, party: PublicParty | None = None,
-              target: str | None = None, now: int) -> Envelope:
+              target: str | None = None, now: int, message_id: str | None = None) -> Envelope:
         """The next entry, signed by `signer` (checked by `extend` like any other)."""
-        return _make_entry(self.family, self.head_seq + 1, self.head_hash, signer, op, party, target, now)
+        return _make_entry(self.family, self.head_seq + 1, self.head_hash, signer, op, party, target, now,
+                           message_id)
 
 
 def _read_entry(entry: Envelope, where: str) -> tuple[Body, EntryChange]:
@@ -198,7 +199,8 @@ def _read_entry(entry: Envelope, where: str) -> tuple[Body, EntryChange]:
 
 
 def _make_entry(family: str, seq: int, prev: str, signer: Identity, op: Op,
-                party: PublicParty | None, target: str | None, now: int) -> Envelope:
+                party: PublicParty | None, target: str | None, now: int,
+                message_id: str | None = None) -> Envelope:
     payload: dict[str, Any] = {"op": op.value, "prev": prev}
     if op in (Op.GENESIS, Op.ADD_GUARDIAN):
         assert party is not None
@@ -209,10 +211,10 @@ def _make_entry(family: str, seq: int, prev: str, signer: Identity, op: Op,
     else:
         assert target is not None
         payload["target"] = target
-    body = Body(MessageType.KEYRING, family, "", new_id(), seq, now,
+    body = Body(MessageType.KEYRING, family, "", message_id or new_id(), seq, now,
                 now + MAX_LIFETIME[MessageType.KEYRING], signer.id, payload)
     return sign(body, signer.sign_key)
 
 
-def make_genesis(guardian: Identity, family: str, now: int) -> Envelope:
-    return _make_entry(family, 0, GENESIS_PREV, guardian, Op.GENESIS, guardian.public, None, now)
+def make_genesis(guardian: Identity, family: str, now: int, message_id: str | None = None) -> Envelope:
+    return _make_entry(family, 0, GENESIS_PREV, guardian, Op.GENESIS, guardian.public, None, now, message_id)

@@ -78,8 +78,12 @@ class QrPayload:
 
     @classmethod
     def from_url(cls, url: str) -> QrPayload:
-        fields = dict(parse_qsl(urlsplit(url).fragment, strict_parsing=True))
-        if fields.get("v") != "1" or set(fields) != {"v", "c", "d", "s"}:
+        try:
+            pairs = parse_qsl(urlsplit(url).fragment, strict_parsing=True)
+        except ValueError as exc:
+            raise ProtocolError("qr", f"not a pairing link ({exc})") from exc
+        fields = dict(pairs)
+        if len(pairs) != len(fields) or fields.get("v") != "1" or set(fields) != {"v", "c", "d", "s"}:
             raise ProtocolError("qr", "not a minormode v1 pairing link")
         code = fields["c"]
         if len(code) != CODE_DIGITS or not code.isdigit():
