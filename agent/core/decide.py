@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from agent.core.calendar import day_span, inside, local_day, weekly_instants, zone
 from agent.core.decision import AppAccess, Change, ChangeKind, Decision, LockReason
 from agent.core.grants import Grant, GrantKind
-from agent.core.policy import DefaultKey, FilterProfile, Policy, SchoolMode
+from agent.core.policy import AppDefault, DefaultKey, FilterProfile, Policy, SchoolMode
 from agent.core.usage import Interval, Usage, intersect, merge, seconds_within, subtract
 
 HORIZON_DAYS = 8
@@ -88,7 +88,22 @@ class _Grants:
         )
 
     def unlocked(self, at: datetime) -> bool:
-        return any(g.kind is GrantKind.UNLOCK and g.active_at(at) for g in self.grants)
+        """An unlock in force, and no guardian lock (a lock wins: it is the safer answer)."""
+        return not self.guardian_locked(at) and any(
+            g.kind is GrantKind.UNLOCK and g.active_at(at) for g in self.grants)
+
+    def guardian_locked(self, at: datetime) -> bool:
+        return any(g.kind is GrantKind.LOCK and g.active_at(at) for g in self.grants)
+
+    def leave_until(self, at: datetime) -> datetime | None:
+        """The end of a "leave minor mode" in force at `at`, if any (never during a lock)."""
+        if self.guardian_locked(at):
+            return None
+        ends = [g.expires_at for g in self.grants if g.kind is GrantKind.LEAVE and g.active_at(at)]
+        return max(ends) if ends else None
+
+    def leave_spans(self) -> list[Interval]:
+        return merge(Interval(g.issued_at, g.expires_at) for g in self.grants if g.kind is GrantKind.LEAVE)
 
     def bonus_minutes(self, day: date, at: datetime) -> int:
         return sum(
@@ -106,6 +121,8 @@ class _Evaluator:
     def time_locks(self, at: datetime) -> list[LockReason]:
         """Locks that come from the clock alone (not from usage), most important first."""
         g, r = self.grants, self.rules
+        if g.guardian_locked(at):
+            return [LockReason.GUARDIAN_LOCK]
         if g.unlocked(at):
             return []
         reasons: list[LockReason] = []
@@ -202,6 +219,12 @@ def decide(policy: Policy, now: datetime, usage: Usage, grants: Iterable[Grant] 
     ev = _Evaluator(policy, rules, g)
     today = local_day(now, rules.tz)
     day_start, day_end = day_span(today, rules.tz)
+    leave = g.leave_spans()
+    if leave:  # time outside minor mode is an adult's: it never counts for the child
+        usage = _without(usage, leave)
+    leave_until = g.leave_until(now)
+    if leave_until is not None:
+        return _outside_minor_mode(policy, now, usage, leave_until, day_start, day_end)
 
     base_access = AppAccess(policy.apps, False, False, True, frozenset(), policy.games.categories)
     active, used = _budget_used(usage, base_access, day_start, day_end)
@@ -293,6 +316,31 @@ def decide(policy: Policy, now: datetime, usage: Usage, grants: Iterable[Grant] 
         spending=policy.spending,
         timezone=policy.timezone,
     )
+
+
+def _without(usage: Usage, spans: list[Interval]) -> Usage:
+    return replace(usage, active=tuple(subtract(merge(usage.active), spans)),
+                   apps={a: tuple(subtract(merge(ivs), spans)) for a, ivs in usage.apps.items()})
+
+
+def _outside_minor_mode(policy: Policy, now: datetime, usage: Usage, until: datetime,
+                        day_start: datetime, day_end: datetime) -> Decision:
+    """A guardian's "leave minor mode": nothing is locked, blocked or filtered until `until`
+    (spending caps still hold: they protect the guardian's money, not the child's time)."""
+    everything = replace(policy.apps, default=AppDefault.ALLOW, blocked=frozenset(),
+                         blocked_categories=frozenset(), limits_minutes={})
+    open_filter = replace(policy.filter, block_categories=frozenset(), allowlist_only=False,
+                          allowlist_only_during=frozenset(), safesearch=False, block_domains=frozenset())
+    base = AppAccess(policy.apps, False, False, True, frozenset(), policy.games.categories)
+    _, used = _budget_used(usage, base, day_start, day_end)
+    return Decision(
+        at=now, policy_version=policy.version, locked=False, reasons=(), used_seconds=int(used),
+        budget_seconds=None, remaining_seconds=None, unlock_at=None,
+        next_change=Change(until, ChangeKind.MINOR_MODE), warning_due=None, rest_reminder_due=False,
+        rest_streak_start=None, continuous_seconds=0,
+        apps=AppAccess(everything, False, False, True, frozenset(), policy.games.categories),
+        app_used_seconds={}, filter=open_filter, spending=policy.spending, timezone=policy.timezone,
+        minor_mode=False)
 
 
 def _next_lock(ev: _Evaluator, policy: Policy, now: datetime, today: date, used: float,

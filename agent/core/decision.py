@@ -21,6 +21,7 @@ class LockReason(StrEnum):
     CURFEW = "curfew"
     SCHOOL_HOURS = "school_hours"
     REST_BREAK = "rest_break"
+    GUARDIAN_LOCK = "guardian_lock"  # the guardian locked the device from the dashboard
 
 
 class ChangeKind(StrEnum):
@@ -30,6 +31,7 @@ class ChangeKind(StrEnum):
     REST_REMINDER = "rest_reminder"
     APPS = "apps"  # an app's verdict changes (game hours, a per-app limit, school mode)
     FILTER = "filter"  # the filter profile changes (allowlist-only during curfew/school)
+    MINOR_MODE = "minor_mode"  # a period outside minor mode (a guardian's "leave") ends
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,7 @@ class Decision:
     filter: FilterProfile  # the profile in force now (allowlist-only evaluated)
     spending: SpendingCaps
     timezone: str
+    minor_mode: bool = True  # False while a guardian's "leave minor mode" is in force
 
     @property
     def reason(self) -> LockReason | None:

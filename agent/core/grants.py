@@ -18,6 +18,8 @@ class GrantKind(StrEnum):
     BONUS = "bonus"  # extra minutes on one local day's budget
     UNLOCK = "unlock"  # every time lock lifted until `expires_at`
     WAIVER = "waiver"  # one default (curfew, rest ...) lifted until `expires_at`
+    LOCK = "lock"  # the guardian's "lock now": locked until `expires_at` (wins over an unlock)
+    LEAVE = "leave"  # minor mode off until `expires_at` (an adult uses the device); not counted
 
 
 class GrantSource(StrEnum):
