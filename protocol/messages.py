@@ -256,7 +256,7 @@ def _consent(f: Fields, body: Body) -> Consent:
 
 
 def _ack(f: Fields, body: Body) -> Ack:
-    return Ack(f.hex_("message"), f.choice("type", tuple(t.value for t in MessageType)),
+    return Ack(f.hex_("message"), f.choice("type", (*(t.value for t in MessageType), "unknown")),
                AckResult(f.choice("result", tuple(r.value for r in AckResult))),
                f.text("reason", max_len=500), f.integer("applied_at", optional=True),
                f.int_("policy_version"))

@@ -25,14 +25,19 @@ from agent.store.events import Event, EventKind
 
 MAX_PENDING = 20
 AnswerHook = Callable[[str, bool, int, str], None]
+SecretSource = Callable[[], tuple[bytes, int] | None]
 
 
 class AgentController:
     def __init__(self, agent: AgentPort, *, guardian_secret: bytes | None = None,
-                 unlock_minutes: int = 30, answered: AnswerHook | None = None) -> None:
+                 unlock_minutes: int = 30, answered: AnswerHook | None = None,
+                 secret_source: SecretSource | None = None) -> None:
+        """`secret_source` (the trust layer: the secret a guardian's signed decision set,
+        with its unlock minutes) wins over `guardian_secret` (a file, before pairing)."""
         self.agent = agent
         self.secret = guardian_secret
         self.unlock_minutes = unlock_minutes
+        self.secret_source = secret_source
         self.answered = answered  # the service's request_answered, to tell the child
         self.code_state = agent.store.guardian_code_state()
         self.pending: dict[str, TimeRequest] = {r.id: r for r in agent.store.pending_requests()}
@@ -53,7 +58,7 @@ class AgentController:
                           policy.version)
         reason = d.reason
         return Status(
-            minor_mode=True,
+            minor_mode=d.minor_mode,
             age_band=policy.age_band.value,
             locked=d.locked,
             lock_reason=reason.value if reason else "",
@@ -76,7 +81,8 @@ class AgentController:
                                       {"request_id": rid, "minutes": minutes, "note": note}))
         return rid
 
-    def answer_request(self, request_id: str, approved: bool, minutes: int = 0) -> bool:
+    def answer_request(self, request_id: str, approved: bool, minutes: int = 0,
+                       grant_id: str | None = None) -> bool:
         """The guardian's answer (from sync): grant `minutes` (or, if 0, the minutes asked)
         and tell the child. Works for a request asked before a restart too, when the answer
         names its minutes. Returns whether the request was pending here."""
@@ -86,7 +92,8 @@ class AgentController:
         asked = request.minutes if request is not None else 0
         granted = (minutes or asked) if approved else 0
         if granted:
-            self.agent.grant_minutes(granted, GrantSource.DASHBOARD, f"request {request_id}")
+            self.agent.grant_minutes(granted, GrantSource.DASHBOARD, f"request {request_id}",
+                                     grant_id=grant_id)
             self.agent.tick()
         if approved and not granted:
             return False  # an unknown request and no minutes named: nothing to grant
@@ -102,24 +109,32 @@ class AgentController:
                                       {"report_id": rid, "kind": kind.value, "note": note}))
         return rid
 
+    def _code_secret(self) -> tuple[bytes, int] | None:
+        provisioned = self.secret_source() if self.secret_source is not None else None
+        if provisioned is not None:
+            return provisioned
+        return None if self.secret is None else (self.secret, self.unlock_minutes)
+
     def enter_guardian_code(self, code: str) -> CodeResult:
         lang = self.language
-        if self.secret is None:
+        current = self._code_secret()
+        if current is None:
             return CodeResult(False, messages.message(messages.Key.CODE_NOT_PAIRED, lang))
+        secret, unlock_minutes = current
         now = self.agent.now()
-        attempt = guardian_code.check(self.secret, code, now, self.code_state)
+        attempt = guardian_code.check(secret, code, now, self.code_state)
         self.code_state = attempt.state
         # Durable before the answer: a reboot must not reset the back-off or reopen a used code.
         self.agent.store.save_guardian_code_state(attempt.state)
         outcome = guardian_code.Outcome
         if attempt.outcome is outcome.ACCEPTED:
             grant = Grant(id=uuid.uuid4().hex, kind=GrantKind.UNLOCK, issued_at=now,
-                          expires_at=now + timedelta(minutes=self.unlock_minutes),
+                          expires_at=now + timedelta(minutes=unlock_minutes),
                           source=GrantSource.GUARDIAN_CODE)
             self.agent.add_grant(grant, "guardian code")
             self.agent.tick()
             return CodeResult(True, messages.message(messages.Key.CODE_ACCEPTED, lang,
-                                                     minutes=self.unlock_minutes))
+                                                     minutes=unlock_minutes))
         if attempt.outcome is outcome.REUSED:
             return CodeResult(False, messages.message(messages.Key.CODE_USED, lang))
         if attempt.retry_after > timedelta(0):

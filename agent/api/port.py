@@ -69,12 +69,13 @@ class AgentPort(Protocol):
     def checkpoint(self) -> None:
         """Commit open usage now."""
 
-    def grant_minutes(self, minutes: int, source: GrantSource, reason: str = "") -> Grant: ...
+    def grant_minutes(self, minutes: int, source: GrantSource, reason: str = "",
+                      grant_id: str | None = None) -> Grant: ...
 
     def add_grant(self, grant: Grant, reason: str = "") -> None: ...
 
     def load_policy(self, path: Path | None = None) -> PolicyLoad:
         """Parse a policy file and apply it."""
 
-    def apply_policy(self, policy: Policy, source: str) -> PolicyLoad:
+    def apply_policy(self, policy: Policy, source: str, *, signed: bool = False) -> PolicyLoad:
         """Make a parsed policy the one in force (or refuse it, naming why)."""

@@ -64,6 +64,7 @@ class Agent:
         self._last_checkpoint: datetime | None = None
         self._wake = asyncio.Event()
         self.stopping = False
+        self.paired: Callable[[], bool] = lambda: False  # the trust layer says once paired
         clock.on_resync(self._resynced)
 
     # ------------------------------------------------------------------ policy
@@ -83,6 +84,8 @@ class Agent:
         path = path or self.policy_path
         if path is None:
             return PolicyLoad(False, "no policy file configured")
+        if self.paired():
+            return self._refuse_unsigned(str(path))
         try:
             policy = load_policy_file(path)
         except PolicyError as exc:
@@ -90,21 +93,51 @@ class Agent:
             return self._refuse(str(path), str(exc))
         return self.apply_policy(policy, str(path))
 
-    def apply_policy(self, policy: Policy, source: str) -> PolicyLoad:
-        """Make `policy` (from `source`: a file path, later a signed message) the one in
-        force. A policy older than the last one loaded is refused, an equal one accepted."""
+    def apply_policy(self, policy: Policy, source: str, *, signed: bool = False) -> PolicyLoad:
+        """Make `policy` (from `source`: a file path, or a guardian's signed message) the one
+        in force. A local policy (a file, root's LoadPolicy) is refused once the device is
+        paired, and when older than the last one loaded (an equal one is accepted). A signed
+        policy has passed the trust layer's checks (signature, strictly newer version of
+        the signed stream), which replace the file rule."""
+        if not signed and self.paired():
+            return self._refuse_unsigned(source)
         saved = self.store.last_policy()
-        if saved is not None and policy.version < saved[0]:
+        if not signed and saved is not None and policy.version < saved[0]:
             why = f"{source}: version {policy.version} is older than the loaded version {saved[0]}"
             log.error("policy rejected: %s", why)
             return self._refuse(source, why)
         now = self.now()
         self.policy = policy
         self.store.save_policy(policy.version, source, policy_to_mapping(policy), now)
-        self.events.record(Event(EventKind.POLICY_LOADED, now, {"version": policy.version}))
+        self.events.record(Event(EventKind.POLICY_LOADED, now, {"version": policy.version, "source": source}))
         log.info("policy version %d loaded from %s (age band %s)", policy.version, source, policy.age_band)
         self.poke()
         return PolicyLoad(True, f"version {policy.version} loaded")
+
+    def reset_to_factory(self, why: str) -> None:
+        """Unpairing: back to the factory default policy (the policy file the image ships,
+        or the age band's defaults), never to "unlimited"."""
+        self.store.forget_policy()
+        policy = default_policy(self.fallback_band)
+        source = f"age band {self.fallback_band.value} defaults"
+        if self.policy_path is not None and self.policy_path.exists():
+            try:
+                policy, source = load_policy_file(self.policy_path), str(self.policy_path)
+            except PolicyError as exc:
+                log.error("factory policy %s unreadable, using the band defaults: %s", self.policy_path, exc)
+        now = self.now()
+        self.policy = policy
+        self.store.save_policy(policy.version, source, policy_to_mapping(policy), now)
+        self.events.record(Event(EventKind.POLICY_LOADED, now, {
+            "version": policy.version, "source": f"factory default: {source} ({why})"}))
+        self.poke()
+
+    def _refuse_unsigned(self, source: str) -> PolicyLoad:
+        why = f"{source}: this device is paired, so only policies its guardians signed apply"
+        log.error("policy rejected: %s", why)
+        self.events.record(Event(EventKind.BAD_SIGNATURE, self.now(), {
+            "what": "unsigned policy refused", "source": source, "why": why}))
+        return PolicyLoad(False, why)
 
     def _refuse(self, source: str, why: str) -> PolicyLoad:
         self.events.record(Event(EventKind.POLICY_REJECTED, self.now(), {"source": source, "why": why}))
@@ -137,12 +170,14 @@ class Agent:
         self._commit(closed)
         self.poke()
 
-    def grant_minutes(self, minutes: int, source: GrantSource, reason: str = "") -> Grant:
-        """Bonus minutes for today (local day in the policy's timezone), expiring at midnight."""
+    def grant_minutes(self, minutes: int, source: GrantSource, reason: str = "",
+                      grant_id: str | None = None) -> Grant:
+        """Bonus minutes for today (local day in the policy's timezone), expiring at midnight.
+        `grant_id` makes it idempotent (a guardian's message id: delivered twice, granted once)."""
         now = self.now()
         tz = zone(self.policy.timezone)
         today = local_day(now, tz)
-        grant = Grant(id=uuid.uuid4().hex, kind=GrantKind.BONUS, issued_at=now,
+        grant = Grant(id=grant_id or uuid.uuid4().hex, kind=GrantKind.BONUS, issued_at=now,
                       expires_at=day_span(today, tz)[1], source=source, minutes=minutes, day=today)
         self.add_grant(grant, reason)
         return grant
@@ -154,6 +189,20 @@ class Agent:
             "expires": grant.expires_at.isoformat(), "reason": reason,
         }))
         self.poke()
+
+    def end_grants(self, kinds: frozenset[GrantKind]) -> int:
+        """End every grant of these kinds in force now (a guardian's lock ends an unlock)."""
+        ended = self.store.end_grants(kinds, self.now())
+        self.poke()
+        return ended
+
+    def delete_child_data(self) -> int:
+        """A guardian's deletion: usage, grants and pending requests in the state store."""
+        self.checkpoint()
+        removed = self.store.delete_child_data()
+        self._committed, self._committed_from = Usage(), None
+        self.poke()
+        return removed
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self.subscribers.append(subscriber)

@@ -31,6 +31,7 @@ class EventKind(StrEnum):
     PURCHASE = "purchase"
     POLICY_LOADED = "policy_loaded"
     POLICY_REJECTED = "policy_rejected"
+    PAIRED = "paired"  # a guardian paired the device (the keyring's genesis or a new family)
     # Tamper signs.
     CLOCK_JUMP = "clock_jump"
     TIMEZONE_CHANGE = "timezone_change"

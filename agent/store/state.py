@@ -194,9 +194,10 @@ class StateStore:
     # ------------------------------------------------------------------ grants
 
     def add_grant(self, grant: Grant) -> None:
+        """Store a grant; one with an id already stored is ignored (idempotent delivery)."""
         with self.transaction() as conn:
             conn.execute(
-                "INSERT INTO grants VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO grants VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (grant.id, grant.kind.value, to_us(grant.issued_at), to_us(grant.expires_at),
                  grant.source.value, grant.minutes, grant.day.isoformat() if grant.day else None,
                  grant.waives.value if grant.waives else None),
@@ -217,6 +218,30 @@ class StateStore:
             )
         ]
 
+    def end_grants(self, kinds: frozenset[GrantKind], at: datetime) -> int:
+        """Grants of these kinds in force at `at` end there; one issued at `at` or later
+        (so it could not end after starting) is removed."""
+        if not kinds:
+            return 0
+        marks = ",".join("?" * len(kinds))
+        names, t = sorted(k.value for k in kinds), to_us(at)
+        with self.transaction() as conn:
+            gone = conn.execute(f"DELETE FROM grants WHERE kind IN ({marks}) AND issued_us >= ? "
+                                "AND expires_us > ?", (*names, t, t)).rowcount
+            return gone + conn.execute(
+                f"UPDATE grants SET expires_us = ? WHERE kind IN ({marks}) AND issued_us < ? "
+                "AND expires_us > ?", (t, *names, t, t)).rowcount
+
+    def delete_child_data(self) -> int:
+        """Delete the child's usage, grants, plain events and pending requests (a guardian's
+        deletion or unpairing); the watermark and the policy stay."""
+        with self.transaction() as conn:
+            removed = sum(conn.execute(f"DELETE FROM {table}").rowcount
+                          for table in ("intervals", "grants", "events"))
+            removed += conn.execute("DELETE FROM kv WHERE key = ?", (PENDING_KEY,)).rowcount
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return removed
+
     def purge_grants_before(self, instant: datetime) -> int:
         with self.transaction() as conn:
             return conn.execute("DELETE FROM grants WHERE expires_us < ?", (to_us(instant),)).rowcount
@@ -229,6 +254,10 @@ class StateStore:
                 "INSERT OR REPLACE INTO policy VALUES (1, ?, ?, ?, ?)",
                 (version, source, json.dumps(body, sort_keys=True), to_us(at)),
             )
+
+    def forget_policy(self) -> None:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM policy")
 
     def last_policy(self) -> tuple[int, str, dict[str, object]] | None:
         row = self.conn.execute("SELECT version, source, body FROM policy").fetchone()

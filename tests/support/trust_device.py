@@ -1,0 +1,99 @@
+"""A device in one process for trust-layer tests: the real Agent, journal, ledger, trust
+store and D-Bus controller logic (without a bus), on a manual clock, and a way to pair it
+with the reference guardian client exactly as PROTOCOL.md §7 runs through a relay."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agent.api.agent_controller import AgentController
+from agent.core.parse import policy_from_mapping
+from agent.dev.clock import ManualClock
+from agent.runtime.agent import Agent
+from agent.runtime.clock import TrustedClock
+from agent.store.events import Event, EventKind
+from agent.store.journal import Journal
+from agent.store.layout import StoreLayout
+from agent.store.ledger import Ledger
+from agent.store.state import StateStore
+from agent.trust.layer import TrustLayer
+from protocol.guardian import ReferenceGuardian
+from protocol.pairing import Complete, Offer, Response, Reveal
+
+START = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)  # Tuesday 12:00 in Shanghai
+
+
+def policy_json(version: int, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"version": version, "age_band": "8-12", "timezone": "Asia/Shanghai"}
+    body.update(overrides)
+    policy_from_mapping(body)  # a test's policy must be valid unless it says otherwise
+    return body
+
+
+@dataclass
+class Device:
+    state: Path
+    clock: ManualClock
+    store: StateStore
+    agent: Agent
+    journal: Journal
+    ledger: Ledger
+    controller: AgentController
+    trust: TrustLayer
+    answered: list[tuple[str, bool, int, str]] = field(default_factory=list)
+
+    @classmethod
+    def make(cls, state: Path, policy_file: Path | None = None) -> Device:
+        state.mkdir(parents=True, exist_ok=True)
+        clock = ManualClock(START, zone="Asia/Shanghai")
+        store = StateStore(state / "state.sqlite")
+        trusted = TrustedClock(clock, store.load_watermark(), events=store)
+        journal = StoreLayout(state).open_journal(clock=trusted.latest)
+        trusted.record_events_to(journal)
+        agent = Agent(store, trusted, policy_file, events=journal)
+        ledger = StoreLayout(state).open_ledger()
+        answered: list[tuple[str, bool, int, str]] = []
+        controller = AgentController(agent, answered=lambda *a: answered.append(a))
+        trust = TrustLayer(state, agent, journal, ledger, trusted.latest, label="tablet",
+                           requests=controller)
+        controller.secret_source = trust.code_secret
+        if policy_file is not None:
+            agent.load_policy()
+        trust.start()
+        agent.tick()
+        return cls(state, clock, store, agent, journal, ledger, controller, trust, answered)
+
+    def close(self) -> None:
+        self.trust.close()
+        self.journal.close()
+        self.ledger.close()
+        self.store.close()
+
+    @property
+    def now(self) -> int:
+        return int(self.agent.now().timestamp())
+
+    def pair(self, guardian: ReferenceGuardian, *, policy: dict[str, Any] | None = None,
+             confirm: bool = True) -> Any:
+        """The whole pairing, each message passed as JSON (what a relay does)."""
+        offer = Offer.from_json(self.trust.pairing.begin().to_json())
+        gp = guardian.start_pairing(offer)
+        reveal, device_sas = self.trust.pairing.respond(Response.from_json(gp.response().to_json()))
+        assert gp.on_reveal(Reveal.from_json(reveal.to_json())) == device_sas
+        complete = guardian.finish_pairing(gp, self.now, policy=policy)
+        return self.trust.pairing.complete(Complete.from_json(complete.to_json()), sas_confirmed=confirm)
+
+    def events(self, guardian: ReferenceGuardian, kind: EventKind | None = None) -> list[Event]:
+        out = [e.event for e in self.journal.read(guardian.identity.seal_key)]
+        return [e for e in out if kind is None or e.kind is kind]
+
+    def remake(self, policy_file: Path | None = None) -> Device:
+        """A restart: everything closed and opened again from the same state directory."""
+        self.close()
+        return Device.make(self.state, policy_file)
+
+
+__all__ = ["Device", "Journal", "Ledger", "policy_json"]
