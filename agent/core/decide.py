@@ -212,6 +212,13 @@ def _budget_used(usage: Usage, access: AppAccess, start: datetime, end: datetime
     return active, max(0.0, used)
 
 
+def budget_used_seconds(policy: Policy, usage: Usage, start: datetime, end: datetime) -> int:
+    """Time in [start, end) that counted against the device budget (what the child's
+    "used today" shows; the guardian's daily summary reports the same number)."""
+    access = AppAccess(policy.apps, False, False, True, frozenset(), policy.games.categories)
+    return int(_budget_used(usage, access, start, end)[1])
+
+
 def decide(policy: Policy, now: datetime, usage: Usage, grants: Iterable[Grant] = ()) -> Decision:
     """What is allowed at `now`, and what happens next. Deterministic in its arguments."""
     rules = _layout(policy, now)
