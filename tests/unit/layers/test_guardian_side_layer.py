@@ -1,7 +1,8 @@
-"""The guardian dashboard (a coming top-level package) never imports the device agent.
+"""The guardian's side never imports the device agent: the dashboard (a coming top-level
+package) and protocol/ (what both sides share, `cryptography` alone; DESIGN.md).
 
-import-linter cannot hold a contract on a package that does not exist yet, so this scans
-dashboard/ itself: every `import agent...` / `from agent... import` in its Python files.
+import-linter cannot hold a contract on a package that does not exist yet (and its root is
+`agent`), so this scans those trees itself: every `import agent...` / `from agent... import`.
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ def agent_imports(tree_root: Path) -> list[str]:
     return found
 
 
-def test_dashboard_never_imports_agent() -> None:
-    dashboard = ROOT / "dashboard"
-    if not dashboard.is_dir():
-        pytest.skip("no dashboard package yet")
-    assert agent_imports(dashboard) == []
+@pytest.mark.parametrize("package", ["dashboard", "protocol"])
+def test_the_guardian_side_never_imports_agent(package: str) -> None:
+    tree = ROOT / package
+    if not tree.is_dir():
+        pytest.skip(f"no {package} package in this tree yet")
+    assert agent_imports(tree) == []
 
 
 def test_the_scan_finds_every_form_of_an_agent_import(tmp_path: Path) -> None:
