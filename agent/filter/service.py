@@ -1,6 +1,6 @@
 """The network filter as the daemon sees it: DNS filter + nft table, following the Decision.
 
-    net = NetworkFilter(filter_settings, child_uids=(uid,), events=sink)
+    net = NetworkFilter(filter_settings, child_uids=(uid,), events=sink, clock=trusted_now)
     net.start(decision.filter, decision.policy_version)
     ...  # on every new Decision:
     net.update(decision.filter, decision.policy_version)
@@ -14,7 +14,9 @@ inside the filter.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 
 from agent.core.policy import FilterProfile
 from agent.filter import nft
@@ -30,10 +32,13 @@ class NetworkFilter:
         *,
         events: EventSink | None = None,
         nft_settings: nft.NftSettings | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """`clock()` stamps DNS-block events: the daemon passes the trusted clock."""
         port = settings.listen[0][1]
         self.settings = settings
         self.events = events
+        self.clock = clock
         self.nft_settings = nft_settings or nft.NftSettings(child_uids, port)
         if self.nft_settings.filter_port != port:
             raise ValueError(
@@ -51,7 +56,7 @@ class NetworkFilter:
         self._nft = nft.Nft()
         self._filter = DnsFilter(
             self.settings, profile, version, events=self.events,
-            learner=nft.NftSetLearner(self._nft),
+            learner=nft.NftSetLearner(self._nft), clock=self.clock,
         )
         self._filter.start()
         try:

@@ -4,7 +4,7 @@ developer (as "the child"), an emulated screen locker, and the real session laye
 On an ordinary machine (no logind, or one the agent must not lock) this shows the whole
 path: the session counts, the warnings and "time is up" go out as Agent1 signals (and to
 the log), LockSession locks the fake session and counting stops. The daemon's --dev mode
-wires it in a few lines:
+wires it in a few lines (`agent.runtime.services`, imported there only in development mode):
 
     dev = DevSession(agent)
     await dev.start()            # before agent.run()
@@ -17,17 +17,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import TYPE_CHECKING
 
 from dbus_fast import Variant
 from dbus_fast.aio import MessageBus
 
-from agent.api.session_layer import SessionConfig, SessionLayer
-from agent.os import devbus
+from agent.dev import devbus
 from agent.os.dbus_calls import call
-
-if TYPE_CHECKING:
-    from agent.daemon import Agent
+from agent.session.layer import SessionAgent, SessionConfig, SessionLayer
 
 log = logging.getLogger("minormode.dev")
 
@@ -54,7 +50,7 @@ class LoggingNotices:
 
 
 class DevSession:
-    def __init__(self, agent: Agent, child_uid: int | None = None) -> None:
+    def __init__(self, agent: SessionAgent, child_uid: int | None = None) -> None:
         self.agent = agent
         self.child_uid = os.getuid() if child_uid is None else child_uid
         self.bus: devbus.PrivateBus | None = None

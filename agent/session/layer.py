@@ -1,7 +1,8 @@
-"""The session layer in one object: logind watcher, enforcer, the Agent1 service, and the
-controller between the service and the daemon's Agent. The daemon wires it in a few lines:
+"""The session layer in one object: logind watcher, enforcer, display watch, the Agent1
+service, and the controller between the service and the running agent. The services
+wiring (`agent.runtime.services`) starts it in a few lines:
 
-    layer = SessionLayer(agent, SessionConfig(child_uid=frozenset(args.child_uid)))
+    layer = SessionLayer(agent, SessionConfig(child_uid=frozenset(config.child_uids)))
     await layer.start()          # before agent.run(): the first decision must find it ready
     await agent.run()
     await layer.stop()
@@ -14,19 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from agent.api.agent_controller import AgentController
+from agent.api.port import AgentPort
 from agent.api.service import BUS_NAME, AgentService
 from agent.core.decision import Decision
 from agent.os import display
 from agent.os.logind import LogindWatcher
 from agent.os.session_enforcer import SessionEnforcer
-
-if TYPE_CHECKING:
-    from agent.daemon import Agent
 
 log = logging.getLogger("minormode.session")
 
@@ -43,8 +43,17 @@ class SessionConfig:
     bus_name: str = BUS_NAME
 
 
+class SessionAgent(AgentPort, Protocol):
+    """The agent as the session layer sees it: the controller's port, and the facts the
+    session reports (`agent.runtime.agent.Agent` has them)."""
+
+    def subscribe(self, subscriber: Callable[[Decision, Decision | None], None]) -> None: ...
+
+    def set_counting(self, counting: bool) -> None: ...
+
+
 class SessionLayer:
-    def __init__(self, agent: Agent, config: SessionConfig) -> None:
+    def __init__(self, agent: SessionAgent, config: SessionConfig) -> None:
         self.agent = agent
         self.config = config
         self.controller = AgentController(agent, guardian_secret=config.guardian_secret,

@@ -1,16 +1,15 @@
-"""minormodectl subcommands that talk to the running agent over D-Bus (org.minormode.Agent1),
-plus `guardian-code`, which prints the current offline code from a pairing secret.
+"""`minormodectl status | ask-time | report | code | grant | load`: the running agent, over
+D-Bus (org.minormode.Agent1 on the system bus, or `--bus ADDRESS`).
 
-Register with `COMMAND_MODULES = ("agent.api.cli_agent",)` in agent/cli.py. Exit status:
-0 done, 1 refused or not granted, 2 bad input (the agent's InvalidArgs or a bad option).
+Exit status (agent.cli.errors): 1 when the agent refused (AccessDenied, a wrong code, a
+policy it did not load), 2 for its InvalidArgs or a bad option, 3 when it is not running
+(the bus cannot be reached, or nobody owns the agent's name).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +19,16 @@ from dbus_fast.errors import DBusError
 
 from agent.api.controller import ReportKind
 from agent.api.service import BUS_NAME, INTERFACE, OBJECT_PATH
-from agent.core import guardian_code
+from agent.cli.errors import Command, Exit, NotRunningError, fail, guarded
+from agent.cli.output import add_json_flag, print_json
 from agent.os.dbus_calls import call
 
-EXIT_REFUSED, EXIT_BAD_INPUT = 1, 2
 INVALID_ARGS = "org.freedesktop.DBus.Error.InvalidArgs"
+# The agent is not there to answer: nobody owns its name (or it left mid-call).
+NOT_RUNNING = frozenset({
+    "org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner",
+    "org.freedesktop.DBus.Error.NoReply",
+})
 
 
 async def _call(address: str | None, member: str, signature: str = "",
@@ -40,20 +44,26 @@ async def _call(address: str | None, member: str, signature: str = "",
 def _run(args: argparse.Namespace, member: str, signature: str = "",
          body: list[Any] | None = None) -> tuple[int, list[Any]]:
     try:
-        return 0, asyncio.run(_call(args.bus, member, signature, body))
+        return Exit.OK, asyncio.run(_call(args.bus, member, signature, body))
     except DBusError as exc:
-        print(f"minormodectl: {exc.type}: {exc.text}", file=sys.stderr)
-        return (EXIT_BAD_INPUT if exc.type == INVALID_ARGS else EXIT_REFUSED), []
+        if exc.type in NOT_RUNNING:
+            raise NotRunningError(f"the agent is not running: {exc.type}: {exc.text}") from exc
+        fail(f"{exc.type}: {exc.text}")
+        return (Exit.BAD_INPUT if exc.type == INVALID_ARGS else Exit.FAILED), []
     except OSError as exc:
-        print(f"minormodectl: cannot reach the agent's bus: {exc}", file=sys.stderr)
-        return EXIT_REFUSED, []
+        raise NotRunningError(f"cannot reach the agent's bus: {exc}") from exc
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     code, body = _run(args, "GetStatus")
-    if code == 0:
-        for key, value in sorted(body[0].items()):
-            print(f"{key}: {value.value}")
+    if code != Exit.OK:
+        return code
+    status = {key: value.value for key, value in sorted(body[0].items())}
+    if args.json:
+        print_json(status)
+        return code
+    for key, value in status.items():
+        print(f"{key}: {value}")
     return code
 
 
@@ -72,10 +82,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _answer(code: int, body: list[Any]) -> int:
-    if code != 0:
+    if code != Exit.OK:
         return code
     print(body[1])
-    return 0 if body[0] else EXIT_REFUSED
+    return Exit.OK if body[0] else Exit.FAILED
 
 
 def cmd_code(args: argparse.Namespace) -> int:
@@ -90,17 +100,6 @@ def cmd_load(args: argparse.Namespace) -> int:
     return _answer(*_run(args, "LoadPolicy", "s", [str(Path(args.path).absolute())]))
 
 
-def cmd_guardian_code(args: argparse.Namespace) -> int:
-    """The guardian's side: the code valid now, from the pairing secret (hex in a file)."""
-    try:
-        secret = bytes.fromhex(Path(args.secret_file).read_text().strip())
-        print(guardian_code.code_at(secret, datetime.now(UTC)))
-    except (OSError, ValueError) as exc:
-        print(f"minormodectl: guardian-code: {args.secret_file}: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    return 0
-
-
 def _minutes(text: str) -> int:
     try:
         value = int(text)
@@ -112,31 +111,21 @@ def _minutes(text: str) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    def add(name: str, help_: str) -> argparse.ArgumentParser:
+    def add(name: str, help_: str, func: Command) -> argparse.ArgumentParser:
         p: argparse.ArgumentParser = sub.add_parser(name, help=help_)
         p.add_argument("--bus", help="bus address (default: the system bus)")
+        p.set_defaults(func=guarded(func))
         return p
 
-    p = add("status", "the running agent's status")
-    p.set_defaults(func=cmd_status)
-    p = add("ask-time", "(the child) ask the guardian for more minutes")
+    add_json_flag(add("status", "the running agent's status", cmd_status))
+    p = add("ask-time", "(the child) ask the guardian for more minutes", cmd_ask_time)
     p.add_argument("minutes", type=_minutes)
     p.add_argument("--note", default="")
-    p.set_defaults(func=cmd_ask_time)
-    p = add("report", "(the child) ask for help or report something to the guardian")
+    p = add("report", "(the child) ask for help or report something to the guardian", cmd_report)
     p.add_argument("kind", choices=[k.value for k in ReportKind])
     p.add_argument("--note", default="")
-    p.set_defaults(func=cmd_report)
-    p = add("code", "(the child) enter the guardian's 8-digit code")
-    p.add_argument("code")
-    p.set_defaults(func=cmd_code)
-    p = add("grant", "(root) grant bonus minutes for today")
+    add("code", "(the child) enter the guardian's 8-digit code", cmd_code).add_argument("code")
+    p = add("grant", "(root) grant bonus minutes for today", cmd_grant)
     p.add_argument("minutes", type=_minutes)
     p.add_argument("--reason", default="")
-    p.set_defaults(func=cmd_grant)
-    p = add("load", "(root) load a policy file into the running agent")
-    p.add_argument("path")
-    p.set_defaults(func=cmd_load)
-    p = sub.add_parser("guardian-code", help="print the guardian code valid now")
-    p.add_argument("--secret-file", required=True, help="the pairing secret, hex")
-    p.set_defaults(func=cmd_guardian_code)
+    add("load", "(root) load a policy file into the running agent", cmd_load).add_argument("path")

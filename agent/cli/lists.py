@@ -1,6 +1,7 @@
-"""`minormodectl lists ...`: compile category lists for the DNS filter.
+"""`minormodectl lists compile | info`: the DNS filter's compiled category lists.
 
-Wired by the lead's agent/cli.py with `agent.filter.cli.register(subparsers)`.
+`lists compile` exits 1 when a source is missing or (with --strict) has a bad line;
+`lists info` exits 1 when a compiled list cannot be read.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from agent.cli.errors import Exit, fail, guarded
+from agent.cli.output import add_json_flag, print_json
 from agent.filter.hashlist import HashList, ListFileError
 from agent.filter.lists import ALL_LISTS, ListSourceError, compile_all, compile_category
 
@@ -17,7 +20,7 @@ DEFAULT_SOURCE = Path("/etc/minormode/lists")
 DEFAULT_OUTPUT = Path("/var/lib/minormode/lists")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lists = subparsers.add_parser("lists", help="content filter lists")
     sub = lists.add_subparsers(dest="lists_command", required=True)
     comp = sub.add_parser("compile", help="compile source lists into the filter's list files")
@@ -28,10 +31,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     comp.add_argument("--category", choices=ALL_LISTS, help="compile only this list")
     comp.add_argument("--strict", action="store_true", help="fail on any invalid line")
     comp.add_argument("--quiet", action="store_true", help="no progress lines")
-    comp.set_defaults(func=run_compile)
+    comp.set_defaults(func=guarded(run_compile))
     info = sub.add_parser("info", help="show the compiled lists")
     info.add_argument("--out", type=Path, default=DEFAULT_OUTPUT)
-    info.set_defaults(func=run_info)
+    add_json_flag(info)
+    info.set_defaults(func=guarded(run_info))
 
 
 def run_compile(args: argparse.Namespace) -> int:
@@ -50,8 +54,8 @@ def run_compile(args: argparse.Namespace) -> int:
         else:
             reports = compile_all(args.src, args.out, progress, args.strict)
     except (ListSourceError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        fail(str(exc))
+        return Exit.FAILED
     for r in reports:
         for problem in r.problems:
             print(f"warning: {problem}", file=sys.stderr)
@@ -64,31 +68,34 @@ def run_compile(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    status = 0
+    status = Exit.OK
+    rows: list[dict[str, object]] = []
     for name in ALL_LISTS:
         path = args.out / f"{name}.mmdl"
+        row: dict[str, object] = {"list": name, "path": str(path), "state": "missing",
+                                  "names": None, "bytes": None, "problem": None}
+        rows.append(row)
         if not path.exists():
-            print(f"{name:<18} missing")
             continue
         try:
             hl = HashList(path)
         except ListFileError as exc:
-            print(f"{name:<18} unreadable: {exc}")
-            status = 1
+            row.update(state="unreadable", problem=str(exc))
+            status = Exit.FAILED
             continue
-        print(f"{name:<18} {len(hl):>10,} names  {path.stat().st_size / 1024:>10.1f} KiB")
+        row.update(state="ok", names=len(hl), bytes=path.stat().st_size)
         hl.close()
+    if args.json:
+        print_json(rows)
+        return status
+    for row in rows:
+        label = f"{row['list']:<18}"
+        if row["state"] == "missing":
+            print(f"{label} missing")
+        elif row["state"] == "unreadable":
+            print(f"{label} unreadable: {row['problem']}")
+        else:
+            size = row["bytes"]
+            assert isinstance(size, int)
+            print(f"{label} {row['names']:>10,} names  {size / 1024:>10.1f} KiB")
     return status
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Standalone form: `python -m agent.filter.cli lists compile ...`."""
-    parser = argparse.ArgumentParser(prog="minormodectl")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    code: int = args.func(args)
-    return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

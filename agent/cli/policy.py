@@ -1,35 +1,21 @@
-"""minormodectl: check, explain and simulate policies; other parts add their subcommands.
-
-Exit codes: 0 success, 2 bad input (a policy with problems, a bad argument), 1 other failure.
-"""
+"""`minormodectl check | explain | simulate`: a policy file read, judged and played, without
+a running agent (the pure core only)."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import sys
-from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
+from agent.cli.errors import BadInputError, guarded
+from agent.cli.output import add_json_flag, print_json
 from agent.core.calendar import day_span, local_day, zone
 from agent.core.decide import decide
 from agent.core.decision import Decision
-from agent.core.parse import PolicyError, load_policy_file, policy_to_mapping
+from agent.core.parse import load_policy_file, policy_to_mapping
 from agent.core.policy import Policy
 from agent.core.simulate import simulate
 from agent.core.usage import Interval, Usage
-
-EXIT_BAD_INPUT = 2
-
-# Modules that add subcommands: each has register(subparsers).
-COMMAND_MODULES: tuple[str, ...] = (
-    "agent.store.cli", "agent.os.apps_cli", "agent.filter.cli", "agent.api.cli_agent", "agent.firstboot",
-)
-
-
-class CliError(Exception):
-    """Bad input named for the user; exit 2."""
 
 
 def _load(path: str) -> Policy:
@@ -41,7 +27,7 @@ def _instant(text: str, policy: Policy) -> datetime:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise CliError(f"--at {text!r}: not an ISO time such as 2026-11-23T18:30") from exc
+        raise BadInputError(f"--at {text!r}: not an ISO time such as 2026-11-23T18:30") from exc
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=zone(policy.timezone))
     return parsed.astimezone(UTC)
@@ -97,8 +83,35 @@ def describe(decision: Decision, policy: Policy) -> list[str]:
     return out
 
 
+def decision_fields(decision: Decision) -> dict[str, object]:
+    """What `describe` says, as values (explain --json)."""
+    change = decision.next_change
+    apps, f, s = decision.apps, decision.filter, decision.spending
+    return {
+        "at": decision.at, "timezone": decision.timezone, "policy_version": decision.policy_version,
+        "locked": decision.locked, "reasons": list(decision.reasons), "unlock_at": decision.unlock_at,
+        "remaining_seconds": decision.remaining_seconds, "used_seconds": decision.used_seconds,
+        "budget_seconds": decision.budget_seconds,
+        "next_change": None if change is None else {"kind": change.kind, "reason": change.reason,
+                                                    "at": change.at},
+        "warning_due": decision.warning_due, "rest_reminder_due": decision.rest_reminder_due,
+        "continuous_seconds": decision.continuous_seconds,
+        "apps": {"device_locked": apps.device_locked, "education_only": apps.education_only,
+                 "games_open": apps.games_open},
+        "filter": {"block_categories": f.block_categories, "allowlist_only": f.allowlist_only,
+                   "safesearch": f.safesearch, "youtube": f.youtube},
+        "spending": {"paid_allowed": s.paid_allowed, "currency": s.currency,
+                     "per_transaction": s.per_transaction, "per_day": s.per_day,
+                     "per_month": s.per_month, "ask_above": s.ask_above},
+    }
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     policy = _load(args.file)
+    if args.json:
+        print_json({"file": args.file, "valid": True, "version": policy.version,
+                    "age_band": policy.age_band, "timezone": policy.timezone})
+        return 0
     print(f"{args.file}: valid; version {policy.version}, age band {policy.age_band.value}, "
           f"timezone {policy.timezone}")
     return 0
@@ -108,22 +121,36 @@ def cmd_explain(args: argparse.Namespace) -> int:
     policy = _load(args.file)
     at = _instant(args.at, policy)
     if args.used < 0 or args.used > 1440:
-        raise CliError(f"--used {args.used}: minutes used today must be between 0 and 1440")
+        raise BadInputError(f"--used {args.used}: minutes used today must be between 0 and 1440")
     tz = zone(policy.timezone)
     start, _ = day_span(local_day(at, tz), tz)
     used = timedelta(minutes=args.used)
     if start + used > at:
-        raise CliError(f"--used {args.used}: more minutes than have passed today by --at")
+        raise BadInputError(f"--used {args.used}: more minutes than have passed today by --at")
     usage = Usage(active=(Interval(start, start + used),)) if args.used else Usage()
-    for line in describe(decide(policy, at, usage), policy):
+    decision = decide(policy, at, usage)
+    settings = _settings(policy) if args.settings else None
+    if args.json:
+        out = decision_fields(decision)
+        if settings is not None:
+            out["settings"] = [{"key": k, "value": v, "source": src} for k, v, src in settings]
+        print_json(out)
+        return 0
+    for line in describe(decision, policy):
         print(line)
-    if args.settings:
+    if settings is not None:
         print("settings (value, and whether it is the band default or the guardian's):")
-        flat = _flatten(policy_to_mapping(policy))
-        for key, value in flat.items():
-            source = policy.sources.get(key, policy.sources.get(key.split(".")[0], "guardian"))
+        for key, value, source in settings:
             print(f"  {key} = {value}   [{source}]")
     return 0
+
+
+def _settings(policy: Policy) -> list[tuple[str, object, str]]:
+    """Every setting, its value, and whether it is the band default or the guardian's."""
+    return [
+        (key, value, policy.sources.get(key, policy.sources.get(key.split(".")[0], "guardian")))
+        for key, value in _flatten(policy_to_mapping(policy)).items()
+    ]
 
 
 def _flatten(data: dict[str, object], prefix: str = "") -> dict[str, object]:
@@ -143,7 +170,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         day = date.fromisoformat(args.day) if args.day else date(2026, 11, 23)
         use_from, use_to = time.fromisoformat(args.use_from), time.fromisoformat(args.use_to)
     except ValueError as exc:
-        raise CliError(f"simulate: {exc} (dates are YYYY-MM-DD, times HH:MM)") from exc
+        raise BadInputError(f"simulate: {exc} (dates are YYYY-MM-DD, times HH:MM)") from exc
     start, end = day_span(day, tz)
 
     def wants(t: datetime) -> bool:
@@ -151,6 +178,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return use_from <= local < use_to
 
     entries, usage = simulate(policy, start, end, wants)
+    total = sum(iv.seconds for iv in usage.active)
+    if args.json:
+        print_json({
+            "day": day, "timezone": policy.timezone, "use_from": use_from, "use_to": use_to,
+            "entries": [{"at": e.at, "what": e.what, "reasons": list(e.decision.reasons),
+                         "unlock_at": e.decision.unlock_at,
+                         "remaining_seconds": e.decision.remaining_seconds,
+                         "warning_due": e.decision.warning_due,
+                         "continuous_seconds": e.decision.continuous_seconds} for e in entries],
+            "total_minutes": int(total // 60),
+        })
+        return 0
     print(f"{day.isoformat()} in {policy.timezone}: the child tries to use the device "
           f"from {use_from:%H:%M} to {use_to:%H:%M}")
     for e in entries:
@@ -165,47 +204,28 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             print(f"{local}  warning: {d.warning_due} min left")
         else:
             print(f"{local}  rest reminder after {d.continuous_seconds // 60} min of use")
-    total = sum(iv.seconds for iv in usage.active)
     print(f"total use: {int(total // 60)} min")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="minormodectl", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("check", help="validate a policy file (exit 2 with every problem)")
     p.add_argument("file")
-    p.set_defaults(func=cmd_check)
+    add_json_flag(p)
+    p.set_defaults(func=guarded(cmd_check))
     p = sub.add_parser("explain", help="what a policy allows at a time, and why")
     p.add_argument("file")
     p.add_argument("--at", required=True, help="ISO time; without an offset, in the policy's timezone")
     p.add_argument("--used", type=int, default=0, help="minutes of the daily budget already used")
     p.add_argument("--settings", action="store_true", help="also list every setting and its source")
-    p.set_defaults(func=cmd_explain)
+    add_json_flag(p)
+    p.set_defaults(func=guarded(cmd_explain))
     p = sub.add_parser("simulate", help="play a day of use and print the timeline of decisions")
     p.add_argument("file")
     p.add_argument("--day", help="local date YYYY-MM-DD (default 2026-11-23, a Monday)")
     p.add_argument("--from", dest="use_from", default="07:00", help="the child starts trying at HH:MM")
     p.add_argument("--to", dest="use_to", default="23:59", help="and stops trying at HH:MM")
-    p.set_defaults(func=cmd_simulate)
-    for module in COMMAND_MODULES:
-        importlib.import_module(module).register(sub)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        result: int = args.func(args)
-    except PolicyError as exc:
-        print(str(exc), file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except CliError as exc:
-        print(f"minormodectl: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    return result
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    add_json_flag(p)
+    p.set_defaults(func=guarded(cmd_simulate))
