@@ -7,7 +7,7 @@ import argparse
 import json
 from collections.abc import Mapping
 from dataclasses import fields, is_dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 from enum import Enum
 from pathlib import Path
 
@@ -20,7 +20,7 @@ def jsonable(value: object) -> object:
     """Plain JSON values for dataclasses, enums, times, paths and sets."""
     if isinstance(value, Enum):
         return jsonable(value.value)
-    if isinstance(value, datetime | date):
+    if isinstance(value, datetime | date | time):
         return value.isoformat()
     if isinstance(value, Path):
         return str(value)

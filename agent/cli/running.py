@@ -19,7 +19,7 @@ from dbus_fast.errors import DBusError
 
 from agent.api.controller import ReportKind
 from agent.api.service import BUS_NAME, INTERFACE, OBJECT_PATH
-from agent.cli.errors import Exit, NotRunningError, fail, guarded
+from agent.cli.errors import Command, Exit, NotRunningError, fail, guarded
 from agent.cli.output import add_json_flag, print_json
 from agent.os.dbus_calls import call
 
@@ -111,29 +111,21 @@ def _minutes(text: str) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    def add(name: str, help_: str) -> argparse.ArgumentParser:
+    def add(name: str, help_: str, func: Command) -> argparse.ArgumentParser:
         p: argparse.ArgumentParser = sub.add_parser(name, help=help_)
         p.add_argument("--bus", help="bus address (default: the system bus)")
+        p.set_defaults(func=guarded(func))
         return p
 
-    p = add("status", "the running agent's status")
-    add_json_flag(p)
-    p.set_defaults(func=guarded(cmd_status))
-    p = add("ask-time", "(the child) ask the guardian for more minutes")
+    add_json_flag(add("status", "the running agent's status", cmd_status))
+    p = add("ask-time", "(the child) ask the guardian for more minutes", cmd_ask_time)
     p.add_argument("minutes", type=_minutes)
     p.add_argument("--note", default="")
-    p.set_defaults(func=guarded(cmd_ask_time))
-    p = add("report", "(the child) ask for help or report something to the guardian")
+    p = add("report", "(the child) ask for help or report something to the guardian", cmd_report)
     p.add_argument("kind", choices=[k.value for k in ReportKind])
     p.add_argument("--note", default="")
-    p.set_defaults(func=guarded(cmd_report))
-    p = add("code", "(the child) enter the guardian's 8-digit code")
-    p.add_argument("code")
-    p.set_defaults(func=guarded(cmd_code))
-    p = add("grant", "(root) grant bonus minutes for today")
+    add("code", "(the child) enter the guardian's 8-digit code", cmd_code).add_argument("code")
+    p = add("grant", "(root) grant bonus minutes for today", cmd_grant)
     p.add_argument("minutes", type=_minutes)
     p.add_argument("--reason", default="")
-    p.set_defaults(func=guarded(cmd_grant))
-    p = add("load", "(root) load a policy file into the running agent")
-    p.add_argument("path")
-    p.set_defaults(func=guarded(cmd_load))
+    add("load", "(root) load a policy file into the running agent", cmd_load).add_argument("path")

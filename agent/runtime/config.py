@@ -12,7 +12,6 @@ exits 2 naming the option (and the file) and starts nothing.
 from __future__ import annotations
 
 import argparse
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.core.policy import AgeBand
+from agent.core.tomlfile import load_toml
 
 DEFAULT_CHILD_UID = 1000
 Address = tuple[str, int]
@@ -127,12 +127,7 @@ _REPEATED: dict[str, Callable[[str], Any]] = {
 
 def _from_file(path: Path) -> dict[str, Any]:
     """The settings file as argparse would have parsed the same options."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read settings: {exc.strerror}") from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not valid TOML: {exc}") from exc
+    data = load_toml(path, "settings")  # a TomlFileError is a ValueError
     out: dict[str, Any] = {}
     for key, value in data.items():
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -76,3 +77,25 @@ async def test_guardian_code_from_a_secret_file(tmp_path: Path,
     (tmp_path / "bad").write_text("not hex")
     assert await ctl("guardian-code", "--secret-file", str(tmp_path / "bad")) == 2
     assert "bad" in capsys.readouterr().err
+
+
+async def test_status_json_carries_what_the_text_shows(agent_bus: tuple[str, Agent],
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    address, agent = agent_bus
+    assert await ctl("status", "--bus", address) == 0
+    text = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    assert await ctl("status", "--bus", address, "--json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {k: str(v) for k, v in data.items()} == text
+    assert data["RemainingSeconds"] == 600 and data["Locked"] is False
+    assert data["PolicyVersion"] == agent.policy.version
+
+
+async def test_no_agent_on_the_bus_is_exit_3(capsys: pytest.CaptureFixture[str]) -> None:
+    bus = devbus.start_bus()
+    try:
+        assert await ctl("status", "--bus", bus.address) == 3
+        assert "the agent is not running" in capsys.readouterr().err
+        assert await ctl("grant", "5", "--bus", bus.address) == 3
+    finally:
+        bus.stop()
