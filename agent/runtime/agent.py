@@ -183,7 +183,10 @@ class Agent:
         return grant
 
     def add_grant(self, grant: Grant, reason: str = "") -> None:
-        self.store.add_grant(grant)
+        """Store and record a grant; one already stored (same id: a guardian's message
+        delivered again) changes nothing and is not recorded twice."""
+        if not self.store.add_grant_once(grant):
+            return
         self.events.record(Event(EventKind.GRANT_USED, grant.issued_at, {
             "kind": grant.kind.value, "minutes": grant.minutes, "source": grant.source.value,
             "expires": grant.expires_at.isoformat(), "reason": reason,

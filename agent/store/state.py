@@ -194,14 +194,20 @@ class StateStore:
     # ------------------------------------------------------------------ grants
 
     def add_grant(self, grant: Grant) -> None:
-        """Store a grant; one with an id already stored is ignored (idempotent delivery)."""
+        """Store a grant (its id must be new)."""
+        if not self.add_grant_once(grant):
+            raise sqlite3.IntegrityError(f"grant {grant.id} exists")
+
+    def add_grant_once(self, grant: Grant) -> bool:
+        """Store a grant unless one with its id is stored already (a guardian's message
+        delivered twice); returns whether it was new."""
         with self.transaction() as conn:
-            conn.execute(
+            return conn.execute(
                 "INSERT OR IGNORE INTO grants VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (grant.id, grant.kind.value, to_us(grant.issued_at), to_us(grant.expires_at),
                  grant.source.value, grant.minutes, grant.day.isoformat() if grant.day else None,
                  grant.waives.value if grant.waives else None),
-            )
+            ).rowcount == 1
 
     def grants(self, now: datetime) -> list[Grant]:
         """Grants not yet expired at `now` (future ones included)."""

@@ -21,7 +21,7 @@ def test_apply_policy_stores_records_and_redecides(tmp_path: Path) -> None:
     assert agent.policy.version == 4 and agent._wake.is_set()
     saved = store.last_policy()
     assert saved is not None and saved[:2] == (4, "guardian message 7")
-    assert [e.data for e in store.events(EventKind.POLICY_LOADED)] == [{"version": 4}]
+    assert [e.data for e in store.events(EventKind.POLICY_LOADED)] == [{"version": 4, "source": "guardian message 7"}]
     assert agent.apply_policy(policy(version=4), "again").ok  # an equal version is accepted
     refused = agent.apply_policy(policy(version=3), "replayed")
     assert not refused.ok
