@@ -23,6 +23,7 @@ from agent.runtime.config import DaemonConfig, parse_config
 from agent.runtime.services import Services
 from agent.store.layout import StoreLayout
 from agent.store.state import StateStore
+from agent.trust.layer import TrustLayer
 
 log = logging.getLogger("minormode.agent")
 
@@ -63,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     clock.record_events_to(journal)
     ledger = layout.open_ledger()
     agent = Agent(store, clock, config.policy, config.band, events=journal)
+    trust = TrustLayer(config.state, agent, journal, ledger, clock.latest)  # before the policy file
     result = agent.load_policy()
     if not result.ok:
         log.warning("running with policy version %d (%s)", agent.policy.version,
@@ -71,8 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("development mode: simulated clock at %gx from %s; the simulated child uses the "
                  "device whenever it is unlocked. Ctrl-C stops.", config.speed, config.start.isoformat())
     try:
-        asyncio.run(_serve(agent, Services(agent, config, journal, ledger, clock.latest)))
+        asyncio.run(_serve(agent, Services(agent, config, journal, ledger, clock.latest, trust)))
     finally:
+        trust.close()
         journal.close()
         ledger.close()
         store.close()

@@ -55,7 +55,7 @@ class Role(Enum):
 
 # A handler validates the call's arguments (raising validate.InvalidArgumentError) and
 # returns the reply body; `changes` says the call may change the status (refresh after).
-Handler = Callable[[Controller, list[Any]], list[Any]]
+Handler = Callable[[Any, list[Any]], list[Any]]
 
 
 @dataclass(frozen=True)
@@ -139,6 +139,38 @@ _EMPTY = Status(minor_mode=True, age_band="", locked=False, lock_reason="", lock
                 language="zh-CN", policy_version=0)
 
 
+def table_introspection(iface: intr.Interface, methods: dict[str, MethodSpec],
+                        signal_args: dict[str, tuple[str, ...]]) -> intr.Interface:
+    """An interface's introspection with its methods listed from a method table (they are
+    dispatched by `AgentService`, not by dbus-fast) and its signal arguments named."""
+    iface.methods = [
+        intr.Method(m.name,
+                    [intr.Arg(sig, ArgDirection.IN, name) for name, sig in m.in_args],
+                    [intr.Arg(sig, ArgDirection.OUT, name) for name, sig in m.out_args])
+        for m in methods.values()
+    ]
+    for sig in iface.signals:  # dbus-fast leaves signal arguments unnamed
+        names = signal_args[sig.name]
+        if len(names) != len(sig.args):
+            raise AssertionError(f"signal arguments of {sig.name} do not match its signature")
+        for arg, name in zip(sig.args, names, strict=True):
+            arg.name = name
+    return iface
+
+
+@dataclass(frozen=True)
+class BusObject:
+    """Another object this service exports (one object per concept), with its own method
+    table; `target` is what its handlers act on."""
+
+    path: str
+    interface_name: str
+    interface: ServiceInterface
+    methods: dict[str, MethodSpec]
+    target: Any
+    on_change: Callable[[], None] | None = None  # after a method that changes state
+
+
 class Agent1Interface(ServiceInterface):
     """Properties and signals; methods are listed from METHODS (dispatched by `AgentService`)."""
 
@@ -147,20 +179,7 @@ class Agent1Interface(ServiceInterface):
         self.status = _EMPTY
 
     def introspect(self) -> intr.Interface:
-        iface = super().introspect()
-        iface.methods = [
-            intr.Method(m.name,
-                        [intr.Arg(sig, ArgDirection.IN, name) for name, sig in m.in_args],
-                        [intr.Arg(sig, ArgDirection.OUT, name) for name, sig in m.out_args])
-            for m in METHODS.values()
-        ]
-        for sig in iface.signals:  # dbus-fast leaves signal arguments unnamed
-            names = SIGNAL_ARGS[sig.name]
-            if len(names) != len(sig.args):
-                raise AssertionError(f"SIGNAL_ARGS[{sig.name}] does not match its signature")
-            for arg, name in zip(sig.args, names, strict=True):
-                arg.name = name
-        return iface
+        return table_introspection(super().introspect(), METHODS, SIGNAL_ARGS)
 
     @dbus_property(access=PropertyAccess.READ, name="MinorMode")
     def minor_mode_property(self) -> DBusBool:
@@ -237,13 +256,16 @@ class AgentService:
         self.bus_address = bus_address
         self.bus_name = bus_name
         self.interface = Agent1Interface()
+        self.objects: dict[str, BusObject] = {
+            OBJECT_PATH: BusObject(OBJECT_PATH, INTERFACE, self.interface, METHODS, controller)}
         self.bus: MessageBus | None = None
         self._background = BackgroundTasks(log, "method call")
 
     async def start(self) -> None:
         self.bus = await MessageBus(bus_address=self.bus_address, bus_type=BusType.SYSTEM).connect()
         self.bus.add_message_handler(self._on_message)
-        self.bus.export(OBJECT_PATH, self.interface)
+        for obj in self.objects.values():
+            self.bus.export(obj.path, obj.interface)
         self.interface.status = self.controller.get_status()
         reply = await self.bus.request_name(self.bus_name)
         if reply not in (RequestNameReply.PRIMARY_OWNER, RequestNameReply.ALREADY_OWNER):
@@ -256,6 +278,12 @@ class AgentService:
             self.bus.disconnect()
             self.bus = None
 
+    def export(self, obj: BusObject) -> None:
+        """Serve another object (before or after `start`)."""
+        self.objects[obj.path] = obj
+        if self.bus is not None:
+            self.bus.export(obj.path, obj.interface)
+
     # ------------------------------------------------------------------ state out
 
     def refresh(self, *_ignored: object) -> None:
@@ -267,6 +295,9 @@ class AgentService:
                    if getattr(new, attr) != getattr(old, attr)}
         if changed and self.bus is not None:
             self.interface.emit_properties_changed(changed)
+        for obj in self.objects.values():
+            if obj.on_change is not None and self.bus is not None:
+                obj.on_change()
 
     def warning(self, minutes_left: int, message: str) -> None:
         self.interface.warning(minutes_left, message)
@@ -286,17 +317,18 @@ class AgentService:
     # ------------------------------------------------------------------ calls in
 
     def _on_message(self, msg: Message) -> bool:
-        """Take every method call on our interface (and interface-less calls of our methods)."""
-        if msg.message_type is not MessageType.METHOD_CALL or msg.path != OBJECT_PATH:
+        """Take every method call on our objects' interfaces (and interface-less calls of
+        their methods)."""
+        obj = self.objects.get(msg.path or "")
+        if msg.message_type is not MessageType.METHOD_CALL or obj is None:
             return False
-        ours = msg.interface == INTERFACE or (msg.interface is None and msg.member in METHODS)
+        ours = msg.interface == obj.interface_name or (msg.interface is None and msg.member in obj.methods)
         if not ours:
             return False
-        spec = METHODS.get(msg.member or "")
-        self._background.spawn(self._dispatch(msg, spec))
+        self._background.spawn(self._dispatch(msg, obj))
         return True
 
-    async def _dispatch(self, msg: Message, spec: MethodSpec | None) -> None:
+    async def _dispatch(self, msg: Message, obj: BusObject) -> None:
         bus = self.bus
         if bus is None:
             return
@@ -305,15 +337,16 @@ class AgentService:
         except DBusError as exc:  # the caller left already
             log.info("caller %s vanished before authorisation: %s", msg.sender, exc)
             return
-        reply = self._answer(msg, spec, uid)
+        reply = self._answer(msg, obj, uid)
         if msg.flags & MessageFlag.NO_REPLY_EXPECTED:
             return
         bus.send(reply)
 
-    def _answer(self, msg: Message, spec: MethodSpec | None, uid: int) -> Message:
+    def _answer(self, msg: Message, obj: BusObject, uid: int) -> Message:
+        spec = obj.methods.get(msg.member or "")
         if spec is None:
             return Message.new_error(msg, "org.freedesktop.DBus.Error.UnknownMethod",
-                                     f"{INTERFACE} has no method {msg.member!r}")
+                                     f"{obj.interface_name} has no method {msg.member!r}")
         if not self._allowed(spec.role, uid):
             log.warning("refused %s from uid %d", spec.name, uid)
             return Message.new_error(msg, ACCESS_DENIED,
@@ -323,7 +356,7 @@ class AgentService:
                                      f"{spec.name} takes ({spec.in_signature}), "
                                      f"got ({msg.signature})")
         try:
-            body = spec.handler(self.controller, list(msg.body))
+            body = spec.handler(obj.target, list(msg.body))
         except validate.InvalidArgumentError as exc:
             return Message.new_error(msg, INVALID_ARGS, f"{spec.name}: {exc}")
         except LimitExceededError as exc:

@@ -70,6 +70,20 @@ class Attempt:
     retry_after: timedelta = timedelta(0)  # WAIT and WRONG past the free tries: how long
 
 
+def parse_secret(text: str) -> bytes:
+    """The secret's one written form: hex (whitespace around it ignored), at least
+    `MIN_SECRET_BYTES` bytes. Raises ValueError naming the problem."""
+    clean = text.strip()
+    try:
+        secret = bytes.fromhex(clean)
+    except ValueError:
+        raise ValueError("a guardian code secret is written as hex") from None
+    if len(secret) < MIN_SECRET_BYTES:
+        raise ValueError(f"a guardian code secret has at least {MIN_SECRET_BYTES} bytes, "
+                         f"this one {len(secret)}")
+    return secret
+
+
 def valid_format(code: str) -> bool:
     return CODE_FORMAT.fullmatch(code) is not None
 

@@ -33,6 +33,7 @@ from agent.core.policy import AgeBand, Policy
 from agent.core.usage import Usage
 from agent.os import sdnotify
 from agent.runtime.clock import TrustedClock
+from agent.runtime.decision_events import DecisionRecorder
 from agent.store.events import Event, EventKind, EventSink
 from agent.store.state import StateStore
 
@@ -58,7 +59,7 @@ class Agent:
         self.tracker = ActivityTracker()
         self.policy: Policy = self._last_good_policy()
         self.decision: Decision | None = None
-        self.subscribers: list[Subscriber] = []
+        self.subscribers: list[Subscriber] = [DecisionRecorder(self.events)]
         self._committed = Usage()
         self._committed_from: date | None = None
         self._last_checkpoint: datetime | None = None

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.api.callers import ExeMapIdentifier
+from agent.api.guardian_service import guardian_object
 from agent.api.payments import PaymentsService
+from agent.core.guardian_code import parse_secret
 from agent.filter.server import FilterSettings
 from agent.filter.service import NetworkFilter
 from agent.os.appguard import AppGuard, AppGuardConfig
@@ -30,6 +32,8 @@ from agent.session.layer import SessionConfig, SessionLayer
 from agent.store.journal import Journal
 from agent.store.ledger import Ledger
 from agent.store.maintenance import StoreMaintenance
+from agent.trust.control import TrustControl
+from agent.trust.layer import TrustLayer
 
 if TYPE_CHECKING:  # development only: imported at run time only with --dev
     from agent.dev.session import DevSession
@@ -41,9 +45,12 @@ DEFAULT_DNS_LISTEN = ("127.0.0.1", 53)
 
 class Services:
     def __init__(self, agent: Agent, config: DaemonConfig, journal: Journal, ledger: Ledger,
-                 clock: Callable[[], datetime]) -> None:
-        """`clock()` is the trusted time (the TrustedClock's `latest`) for every stamp."""
+                 clock: Callable[[], datetime], trust: TrustLayer) -> None:
+        """`clock()` is the trusted time (the TrustedClock's `latest`) for every stamp;
+        `trust` exists before the services (a paired device must refuse the policy file
+        at start-up already)."""
         self.agent, self.config, self.ledger, self.clock = agent, config, ledger, clock
+        self.trust = trust
         self.maintenance = StoreMaintenance(journal, ledger, lambda: agent.policy, clock)
         self.dev: DevSession | None = None
         self.layer: SessionLayer | None = None
@@ -59,6 +66,10 @@ class Services:
         self.loop = asyncio.get_running_loop()
         self._maintenance_task = asyncio.ensure_future(self.maintenance.run())
         bus_address = await self._start_session()
+        if self.layer is not None:
+            self.trust.attach(self.layer.controller)
+            self.layer.service.export(guardian_object(TrustControl(self.trust)))
+        self.trust.start()
         if config.dns_upstreams:
             self.network = self._start_network_filter()
         if config.exec_gate_marks:
@@ -86,7 +97,7 @@ class Services:
         if config.uses_bus:
             self.layer = SessionLayer(agent, SessionConfig(
                 child_uid=frozenset(config.child_uids), bus_address=config.bus_address,
-                guardian_secret=_guardian_secret(config.guardian_secret)))
+                guardian_secret=read_guardian_secret(config.guardian_secret)))
             await self.layer.start()
         return config.bus_address
 
@@ -151,12 +162,14 @@ class Services:
             await self.layer.stop()
 
 
-def _guardian_secret(path: Path | None) -> bytes | None:
-    """The secret shared with the guardian at pairing (raw bytes, root-only file)."""
+def read_guardian_secret(path: Path | None) -> bytes | None:
+    """The offline guardian code's secret from a file (before pairing provisions one): hex
+    text, the one form `minormodectl guardian-code --secret-file` reads too (PROTOCOL.md §10)."""
     if path is None or not path.exists():
         return None
-    secret = path.read_bytes()
-    if len(secret) < 16:
-        log.error("%s: a guardian secret has at least 16 bytes; guardian codes are refused", path)
+    try:
+        secret = parse_secret(path.read_text(encoding="ascii"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        log.error("%s: %s; guardian codes are refused", path, exc)
         return None
     return secret

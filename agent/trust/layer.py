@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from agent.api.agent_controller import AgentController
 from agent.store import seal
 from agent.store.events import Event, EventKind
 from agent.store.journal import Journal
@@ -59,6 +60,12 @@ class TrustLayer:
         self.pairing = PairingFlow(self.inbox, journal, agent.events, clock, on_paired=self._paired_changed)
         agent.paired = lambda: self.store.paired  # a paired device refuses local policy files
         self._local_seal_key = state / "journal-local.key"
+
+    def attach(self, controller: AgentController) -> None:
+        """The session layer is up: answers to the child's requests go through its
+        controller (which tells the child), and guardian codes use the provisioned secret."""
+        self.effects.requests = controller
+        controller.secret_source = self.code_secret
 
     def start(self) -> None:
         ring = self._keyring()
