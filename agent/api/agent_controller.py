@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -114,6 +115,12 @@ class AgentController:
         if provisioned is not None:
             return provisioned
         return None if self.secret is None else (self.secret, self.unlock_minutes)
+
+    def secret_rotated(self) -> None:
+        """A guardian set a new secret: the old secret's used step means nothing for the
+        new codes (the back-off stays: wrong guesses were wrong whatever the secret)."""
+        self.code_state = replace(self.code_state, last_used=None)
+        self.agent.store.save_guardian_code_state(self.code_state)
 
     def enter_guardian_code(self, code: str) -> CodeResult:
         lang = self.language

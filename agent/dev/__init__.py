@@ -11,10 +11,11 @@ from agent.dev.session import DevSession
 from agent.session.layer import SessionAgent
 
 
-async def start_dev_session(agent: SessionAgent, child_uid: int | None) -> DevSession:
+async def start_dev_session(agent: SessionAgent, child_uid: int | None,
+                            guardian_secret: bytes | None = None) -> DevSession:
     """A private bus with a fake logind, the real session layer on it, and the simulated
     child who unlocks whenever the agent allows use (`child_uid` None: the developer)."""
-    dev = DevSession(agent, child_uid=child_uid)
+    dev = DevSession(agent, child_uid=child_uid, guardian_secret=guardian_secret)
     await dev.start()
     agent.subscribe(DevChild(dev))
     return dev

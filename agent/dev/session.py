@@ -50,8 +50,10 @@ class LoggingNotices:
 
 
 class DevSession:
-    def __init__(self, agent: SessionAgent, child_uid: int | None = None) -> None:
+    def __init__(self, agent: SessionAgent, child_uid: int | None = None,
+                 guardian_secret: bytes | None = None) -> None:
         self.agent = agent
+        self.guardian_secret = guardian_secret
         self.child_uid = os.getuid() if child_uid is None else child_uid
         self.bus: devbus.PrivateBus | None = None
         self.layer: SessionLayer | None = None
@@ -68,7 +70,8 @@ class DevSession:
             None, lambda: devbus.start_dev_logind(self.child_uid, session_id=SESSION_ID))
         await loop.run_in_executor(None, devbus.emulate_screen_locker, self.bus)
         self.layer = SessionLayer(self.agent, SessionConfig(child_uid=self.child_uid,
-                                                            bus_address=self.bus.address))
+                                                            bus_address=self.bus.address,
+                                                            guardian_secret=self.guardian_secret))
         self.layer.enforcer.notifier = LoggingNotices(self.layer)
         await self.layer.start()
         log.info("development bus %s: fake logind, session %s of uid %d is active",

@@ -24,6 +24,7 @@ from agent.core.guardian_code import parse_secret
 from agent.filter.server import FilterSettings
 from agent.filter.service import NetworkFilter
 from agent.os.appguard import AppGuard, AppGuardConfig
+from agent.os.background import BackgroundTasks
 from agent.os.catalogue import apps_by_executable
 from agent.os.gatetable import GateConfig
 from agent.runtime.agent import Agent
@@ -60,6 +61,7 @@ class Services:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._maintenance_task: asyncio.Future[None] | None = None
         self._tracking_task: asyncio.Future[None] | None = None
+        self._background = BackgroundTasks(log, "announcing a guardian's purchase decision")
 
     async def start(self) -> None:
         config, agent = self.config, self.agent
@@ -83,6 +85,12 @@ class Services:
                 identifier=ExeMapIdentifier.from_catalogue(apps_by_executable(apps)),
                 events=agent.events, clock=self.clock, bus_address=bus_address)
             await self.payments.start()
+            payments = self.payments
+
+            async def announce() -> None:
+                await payments.announce_decisions()
+
+            self.trust.effects.on_purchase_decided = lambda: self._background.spawn(announce())
 
     async def _start_session(self) -> str | None:
         """The session layer (or development mode's private bus with a fake logind and a
@@ -91,7 +99,8 @@ class Services:
         if config.dev:
             from agent.dev import start_dev_session  # noqa: PLC0415 - development only
 
-            self.dev = await start_dev_session(agent, config.dev_child_uid)
+            self.dev = await start_dev_session(agent, config.dev_child_uid,
+                                               read_guardian_secret(config.guardian_secret))
             self.layer = self.dev.layer
             return self.dev.address
         if config.uses_bus:

@@ -105,6 +105,7 @@ class AgentEffects:
     send_receipt: Callable[[Receipt], None]
     requests: RequestAnswers | None = None  # None without D-Bus (no child to tell)
     on_code_secret: Callable[[], None] = lambda: None
+    on_purchase_decided: Callable[[], None] = lambda: None  # the broker signals Decided at once
 
     def apply(self, accepted: Accepted) -> str:
         """Apply one accepted message; returns what was done, for the ack."""
@@ -176,6 +177,7 @@ class AgentEffects:
             if getattr(got, "status", None) is want:
                 return f"purchase already {want.value}"  # a redelivery after a crash
             raise EffectRefused(f"purchase {decision.request_id}: {exc}") from exc
+        self.on_purchase_decided()
         return "purchase approved" if decision.approve else "purchase denied"
 
     def _until(self, decision: Until, message_id: str) -> str:

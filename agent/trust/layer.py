@@ -65,6 +65,7 @@ class TrustLayer:
         """The session layer is up: answers to the child's requests go through its
         controller (which tells the child), and guardian codes use the provisioned secret."""
         self.effects.requests = controller
+        self.effects.on_code_secret = controller.secret_rotated
         controller.secret_source = self.code_secret
 
     def start(self) -> None:

@@ -57,9 +57,8 @@ class Device:
         ledger = StoreLayout(state).open_ledger()
         answered: list[tuple[str, bool, int, str]] = []
         controller = AgentController(agent, answered=lambda *a: answered.append(a))
-        trust = TrustLayer(state, agent, journal, ledger, trusted.latest, label="tablet",
-                           requests=controller)
-        controller.secret_source = trust.code_secret
+        trust = TrustLayer(state, agent, journal, ledger, trusted.latest, label="tablet")
+        trust.attach(controller)
         if policy_file is not None:
             agent.load_policy()
         trust.start()

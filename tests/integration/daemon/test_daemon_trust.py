@@ -25,17 +25,20 @@ from typing import Any
 import pytest
 from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus
+from support.sessionbus import CHILD_UID
 
+from agent.core.guardian_code import code_at
 from agent.store import seal
 from protocol.compose import compose, seal_to_device
 from protocol.envelope import parse_body
 from protocol.guardian import ReferenceGuardian
 from protocol.keys import Identity
 from protocol.messages import GrantTime, PolicyMessage
-from protocol.pairing import Offer, Reveal
+from protocol.pairing import DevicePairing, Offer, Reveal
 from protocol.sealing import Sealed
 
 ROOT = Path(__file__).parents[3]
+CLIENT = ROOT / "tests" / "support" / "dbus_client.py"
 FILE_POLICY = (ROOT / "config" / "policies" / "8-12.toml").read_text()
 TZ = "Asia/Shanghai"
 OPEN = ["windows", "curfew", "school", "rest", "games"]
@@ -47,22 +50,24 @@ def signed_policy(version: int, minutes: int) -> dict[str, Any]:
 
 
 class Daemon:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *extra: str, speed: int = 60) -> None:
         self.tmp = tmp
         self.policy = tmp / "policy.toml"
-        self.policy.write_text(FILE_POLICY)
+        if not self.policy.exists():
+            self.policy.write_text(FILE_POLICY)
         self.log = tmp / "agent.log"
         start = datetime.now(UTC).replace(microsecond=0).isoformat()
-        with self.log.open("w") as log:
+        with self.log.open("a") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "agent.daemon", "--dev", "--speed", "60", "--start", start,
-                 "--policy", str(self.policy), "--state", str(tmp / "state")],
+                [sys.executable, "-m", "agent.daemon", "--dev", "--speed", str(speed), "--start", start,
+                 "--policy", str(self.policy), "--state", str(tmp / "state"), *extra],
                 stderr=log, cwd=ROOT, env=dict(os.environ))
+        self.offset = len(self.log.read_text()) if self.log.exists() else 0
 
     def wait_log(self, pattern: str, timeout: float = 30) -> re.Match[str]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            found = re.search(pattern, self.log.read_text())
+            found = re.search(pattern, self.log.read_text()[self.offset:])
             if found:
                 return found
             if self.proc.poll() is not None:
@@ -202,3 +207,105 @@ async def test_the_daemon_obeys_only_what_its_guardian_signed(daemon: Daemon) ->
 
 async def _sleep_briefly() -> None:
     await asyncio.sleep(0.1)  # polling the daemon's status; every wait above is bounded
+
+
+async def test_a_key_swapping_relay_makes_the_sas_differ_and_the_daemon_keeps_nothing(daemon: Daemon) -> None:
+    """The relay pairs with the daemon as a fake guardian and with the real guardian as a
+    fake device: the two people see different numbers, say so, and nothing is kept."""
+    address = daemon.wait_log(r"development bus (\S+):").group(1)
+    daemon.wait_log("enforcing policy version")
+    bus = await MessageBus(bus_address=address).connect()
+    try:
+        async def guardian1(member: str, sig: str = "", body: list[Any] | None = None) -> Message:
+            reply = await bus.call(Message(destination="org.minormode.Agent1", path="/org/minormode/Guardian1",
+                                           interface="org.minormode.Guardian1", member=member, signature=sig,
+                                           body=body or []))
+            assert reply is not None
+            return reply
+
+        offer = Offer.from_json(json.loads((await guardian1("PairingOffer", "s", [""])).body[0]))
+        relay_guardian = ReferenceGuardian()
+        to_device = relay_guardian.start_pairing(offer)
+        revealed = await guardian1("PairingRespond", "s", [json.dumps(to_device.response().to_json())])
+        device_sas = revealed.body[1]
+        to_device.on_reveal(Reveal.from_json(json.loads(revealed.body[0])))
+        real = ReferenceGuardian()
+        fake_device = DevicePairing(Identity.generate(is_device=True))
+        with_guardian = real.start_pairing(fake_device.offer())
+        guardian_sas = with_guardian.on_reveal(fake_device.on_response(with_guardian.response()))
+        assert guardian_sas != device_sas
+        forged = relay_guardian.finish_pairing(to_device, int(time.time()))
+        refused = await guardian1("PairingComplete", "sb", [json.dumps(forged.to_json()), False])
+        assert refused.message_type is MessageType.ERROR and "not confirmed" in refused.body[0]
+        trust = (await guardian1("GetTrust")).body[0]
+        assert trust["Paired"].value is False and trust["Pairing"].value == "idle"
+    finally:
+        bus.disconnect()
+        assert daemon.stop() == 0
+    assert not (daemon.tmp / "state" / "trust.sqlite").exists() or _keyring_rows(daemon) == 0
+
+
+def _keyring_rows(daemon: Daemon) -> int:
+    import sqlite3
+    with sqlite3.connect(daemon.tmp / "state" / "trust.sqlite") as db:
+        return int(db.execute("SELECT count(*) FROM keyring").fetchone()[0])
+
+
+async def test_guardian_codes_from_the_cli_and_from_the_guardian_unlock_the_daemon(tmp_path: Path) -> None:
+    """One secret form: the daemon's --guardian-secret file and `minormodectl guardian-code`
+    read the same hex file; after pairing, the provisioned secret (the guardian's app shows
+    its codes) replaces it. A used code stays used across a restart."""
+    secret_file = tmp_path / "guardian.secret"
+    secret_file.write_text(bytes(range(40, 72)).hex() + "\n")
+    child = str(CHILD_UID)
+    first = Daemon(tmp_path, "--guardian-secret", str(secret_file), "--child-uid", child, speed=1)
+    try:
+        address = first.wait_log(r"development bus (\S+):").group(1)
+        first.wait_log("enforcing policy version")
+        code = _cli("guardian-code", "--secret-file", str(secret_file))
+        assert _as_child(address, code) == [True]
+        assert _as_child(address, code) == [False]  # single use
+    finally:
+        assert first.stop() == 0
+    again = Daemon(tmp_path, "--guardian-secret", str(secret_file), "--child-uid", child, speed=1)
+    try:
+        address = again.wait_log(r"development bus (\S+):").group(1)
+        again.wait_log("enforcing policy version")
+        assert _as_child(address, code) == [False]  # still used after the restart
+        bus = await MessageBus(bus_address=address).connect()
+        g = ReferenceGuardian()
+        try:
+            offer = await _call(bus, "/org/minormode/Guardian1", "org.minormode.Guardian1", "PairingOffer", "s", [""])
+            gp = g.start_pairing(Offer.from_json(json.loads(offer.body[0])))
+            reveal = await _call(bus, "/org/minormode/Guardian1", "org.minormode.Guardian1", "PairingRespond", "s",
+                                 [json.dumps(gp.response().to_json())])
+            gp.on_reveal(Reveal.from_json(json.loads(reveal.body[0])))
+            done = g.finish_pairing(gp, int(time.time()), code_secret=bytes(range(200, 232)))
+            await _call(bus, "/org/minormode/Guardian1", "org.minormode.Guardian1", "PairingComplete", "sb",
+                        [json.dumps(done.to_json()), True])
+        finally:
+            bus.disconnect()
+        from_cli = _cli("guardian-code", "--state", str(tmp_path / "state"))
+        assert from_cli == code_at(bytes(range(200, 232)), datetime.now(UTC)) or from_cli == code_at(
+            bytes(range(200, 232)), datetime.fromtimestamp(time.time() - 1, UTC))
+        old_file_code = _cli("guardian-code", "--secret-file", str(secret_file))
+        assert _as_child(address, old_file_code) == [False]  # the guardian's secret replaced the file's
+        assert _as_child(address, from_cli) == [True]
+    finally:
+        assert again.stop() == 0
+
+
+def _cli(*args: str) -> str:
+    out = subprocess.run([sys.executable, "-m", "agent.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                         check=True)
+    return out.stdout.strip()
+
+
+def _as_child(address: str, code: str) -> list[bool]:
+    """EnterGuardianCode as the child's uid (the bus tells the agent who calls)."""
+    calls = json.dumps([{"member": "EnterGuardianCode", "signature": "s", "args": [code]}])
+    out = subprocess.run(["/usr/bin/python3", str(CLIENT), address, calls], capture_output=True, text=True,
+                         user=CHILD_UID, check=True)
+    [result] = json.loads(out.stdout)
+    assert result["ok"], result
+    return [result["body"][0]]
