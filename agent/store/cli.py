@@ -24,6 +24,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from agent.os.wallclock import wall_now
 from agent.store import datarights, seal
 from agent.store.journal import JournalError
 from agent.store.layout import DEFAULT_STATE, StoreLayout
@@ -64,7 +65,7 @@ def _wrap(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Names
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    with _layout(args).open_journal(writer=False) as journal:
+    with _layout(args).open_journal(writer=False, clock=wall_now) as journal:
         report = journal.verify()
     print(report)
     return 0 if report.ok else 1
@@ -72,7 +73,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_read(args: argparse.Namespace) -> int:
     key = _guardian_key(args.key)
-    with _layout(args).open_journal(writer=False) as journal:
+    with _layout(args).open_journal(writer=False, clock=wall_now) as journal:
         for entry in journal.read(key):
             line = {
                 "seq": entry.seq,
@@ -86,7 +87,7 @@ def cmd_read(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    with _layout(args).open_journal(writer=False) as journal:
+    with _layout(args).open_journal(writer=False, clock=wall_now) as journal:
         n = datarights.export(journal, Path(args.out))
     print(f"exported {n} sealed records to {args.out}")
     return 0
@@ -97,7 +98,7 @@ def cmd_pair(args: argparse.Namespace) -> int:
         keys = [seal.public_key_from_hex(k) for k in args.guardian]
     except ValueError as exc:
         raise BadInputError(f"--guardian: {exc}") from exc
-    with _layout(args).open_journal() as journal:
+    with _layout(args).open_journal(clock=wall_now) as journal:
         n = journal.pair(keys)
     print(f"paired {len(keys)} guardian key(s); re-wrapped {n} earlier segment(s)")
     return 0
@@ -106,7 +107,7 @@ def cmd_pair(args: argparse.Namespace) -> int:
 def cmd_data_list(args: argparse.Namespace) -> int:
     layout = _layout(args)
     ledger = layout.open_ledger() if layout.ledger.exists() else None
-    with layout.open_journal(writer=False) as journal:
+    with layout.open_journal(writer=False, clock=wall_now) as journal:
         held = datarights.holdings(journal, ledger)
         by_kind = datarights.kinds(journal, _guardian_key(args.key)) if args.key else None
     print(f"journal: {len(held.segments)} segments, {held.records} sealed records")
@@ -132,7 +133,7 @@ def cmd_data_delete(args: argparse.Namespace) -> int:
         raise BadInputError("data delete removes every record and purchase: add --yes")
     layout = _layout(args)
     ledger = layout.open_ledger() if layout.ledger.exists() else None
-    with layout.open_journal() as journal:
+    with layout.open_journal(clock=wall_now) as journal:
         receipt = datarights.delete_everything(journal, ledger, args.reason)
         if args.unpair:
             journal.forget_guardians()
