@@ -347,7 +347,7 @@ class Services:
                 guardian_secret=_guardian_secret(args.guardian_secret)))
             await self.layer.start()
         if args.dns_upstream:
-            self.network = _start_network_filter(agent, args)
+            self.network = _start_network_filter(agent, args, self.clock)
         if args.exec_gate_mark:
             self.guard = await self._start_exec_gate()
             self.tasks.append(asyncio.ensure_future(
@@ -434,12 +434,14 @@ def _base_path(text: str) -> Path:
     return path.resolve()
 
 
-def _start_network_filter(agent: Agent, args: argparse.Namespace) -> NetworkFilter:
-    """The DNS filter and the nftables table; follows each Decision's filter profile."""
+def _start_network_filter(agent: Agent, args: argparse.Namespace,
+                          clock: Callable[[], datetime]) -> NetworkFilter:
+    """The DNS filter and the nftables table; follows each Decision's filter profile.
+    `clock` is the trusted time the journal stamps with: DNS blocks carry it too."""
     settings = FilterSettings(listen=tuple(args.dns_listen or [("127.0.0.1", 53)]),
                               upstreams=tuple(args.dns_upstream),
                               lists_dir=args.lists or args.state / "lists")
-    network = NetworkFilter(settings, child_uids=tuple(args.child_uid), events=agent.events)
+    network = NetworkFilter(settings, child_uids=tuple(args.child_uid), clock=clock, events=agent.events)
     decision = agent.decision or agent.tick()
     network.start(decision.filter, decision.policy_version)
     agent.subscribe(lambda d, _prev: network.update(d.filter, d.policy_version))
