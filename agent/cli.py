@@ -24,7 +24,7 @@ EXIT_BAD_INPUT = 2
 
 # Modules that add subcommands: each has register(subparsers).
 COMMAND_MODULES: tuple[str, ...] = (
-    "agent.store.cli", "agent.os.apps_cli", "agent.filter.cli", "agent.api.cli_agent", "agent.firstboot",
+    "agent.store.cli", "agent.execgate.cli", "agent.filter.cli", "agent.api.cli_agent", "agent.firstboot",
 )
 
 

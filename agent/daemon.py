@@ -38,13 +38,13 @@ from agent.core.parse import (
 )
 from agent.core.policy import AgeBand, Policy
 from agent.core.usage import Usage
+from agent.execgate.appguard import AppGuard, AppGuardConfig
+from agent.execgate.catalogue import apps_by_executable
+from agent.execgate.table import GateConfig
 from agent.filter.server import FilterSettings
 from agent.filter.service import NetworkFilter
 from agent.os import sdnotify
-from agent.os.appguard import AppGuard, AppGuardConfig
-from agent.os.catalogue import apps_by_executable
 from agent.os.clocksource import ClockSource, SimulatedClock, SystemClock
-from agent.os.gatetable import GateConfig
 from agent.store.events import Event, EventKind, EventSink
 from agent.store.journal import Journal
 from agent.store.layout import StoreLayout

@@ -20,8 +20,8 @@ from dbus_fast.errors import DBusError
 
 from agent.api.controller import ReportKind
 from agent.api.service import BUS_NAME, INTERFACE, OBJECT_PATH
+from agent.bus.calls import call
 from agent.core import guardian_code
-from agent.os.dbus_calls import call
 
 EXIT_REFUSED, EXIT_BAD_INPUT = 1, 2
 INVALID_ARGS = "org.freedesktop.DBus.Error.InvalidArgs"

@@ -23,8 +23,8 @@ from dbus_fast import Variant
 from dbus_fast.aio import MessageBus
 
 from agent.api.session_layer import SessionConfig, SessionLayer
+from agent.bus.calls import call
 from agent.os import devbus
-from agent.os.dbus_calls import call
 
 if TYPE_CHECKING:
     from agent.daemon import Agent

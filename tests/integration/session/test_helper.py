@@ -25,11 +25,11 @@ from support.sessionbus import CHILD_UID, FakeLogind, until
 
 from agent.api.agent_controller import AgentController
 from agent.api.service import AgentService
+from agent.bus.calls import call
 from agent.daemon import Agent
 from agent.helper.session_helper import SessionHelper
 from agent.os import devbus
 from agent.os.clocksource import ManualClock
-from agent.os.dbus_calls import call
 from agent.os.logind import LogindWatcher
 from agent.os.session_enforcer import SessionEnforcer
 from agent.store.state import StateStore
