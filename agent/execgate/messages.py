@@ -31,30 +31,40 @@ class MessageError(ValueError):
     """A line that is not a JSON object."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SetTable:
+    """Judge by this table from now on (the first line the gate reads is always one)."""
+
     table: GateTable
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Ping:
+    """Are you answering? (A gate that does not pong within the timeout is killed.)"""
+
     seq: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Ready:
+    """The gate reads its group now, with the table of this generation."""
+
     generation: int
     pid: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Pong:
+    """The answer to `Ping(seq)`, with how many events the gate has judged."""
+
     seq: int
     events: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BlockedReport:
+    """An exec the gate denied (the first of its kind since the table changed)."""
+
     blocked: Blocked
 
 

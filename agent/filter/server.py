@@ -70,6 +70,8 @@ class FilterSettings:
 
 @dataclass
 class Stats:
+    """What the filter did since it started (tests, benchmarks; counted, never logged)."""
+
     queries: int = 0
     blocked: int = 0
     forwarded: int = 0

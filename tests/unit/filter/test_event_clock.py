@@ -7,42 +7,18 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from agent.filter import dnswire as dw
-from agent.filter.fakeupstream import FakeUpstream
-from agent.filter.server import DnsFilter, FilterSettings
+from agent.filter.server import DnsFilter
 from agent.store.events import EventKind, MemoryEventSink
 
 pytestmark = pytest.mark.timeout(60)
 
 TRUSTED = datetime(2031, 5, 17, 8, 30, tzinfo=UTC)  # years from any wall clock running this
-
-
-@pytest.fixture
-def filters(
-    lists_dir: Path, upstream: FakeUpstream, mkprofile: Callable[..., Any]
-) -> Iterator[Callable[..., DnsFilter]]:
-    made: list[DnsFilter] = []
-
-    def make(sink: MemoryEventSink, **settings: Any) -> DnsFilter:
-        flt = DnsFilter(
-            FilterSettings(listen=(("127.0.0.1", 0),), upstreams=(upstream.addr,),
-                           lists_dir=lists_dir, **settings),
-            mkprofile(), 1, clock=lambda: TRUSTED, events=sink,
-        )
-        flt.start()
-        made.append(flt)
-        return flt
-
-    yield make
-    for flt in made:
-        flt.stop()
 
 
 def _udp(addr: tuple[str, int], name: str) -> bytes:
@@ -66,9 +42,9 @@ def _blocked_events(flt: DnsFilter, sink: MemoryEventSink, count: int) -> list[d
     return [e.at for e in sink.events if e.kind is EventKind.DNS_BLOCKED]
 
 
-def test_udp_and_tcp_blocks_carry_the_injected_clock(filters: Callable[..., DnsFilter]) -> None:
+def test_udp_and_tcp_blocks_carry_the_injected_clock(make_filter: Callable[..., DnsFilter]) -> None:
     sink = MemoryEventSink()
-    flt = filters(sink)  # the native path answers UDP when it is built
+    flt = make_filter(events=sink, clock=lambda: TRUSTED)  # the native path answers UDP if built
     if os.environ.get("MINORMODE_REQUIRE_FASTPATH") == "1":
         assert flt.fast_path is not None
     assert _udp(flt.bound[0], "casino.test")[3] & 0xF == dw.NXDOMAIN
@@ -76,9 +52,9 @@ def test_udp_and_tcp_blocks_carry_the_injected_clock(filters: Callable[..., DnsF
     assert _blocked_events(flt, sink, 2) == [TRUSTED, TRUSTED]
 
 
-def test_python_path_blocks_carry_the_injected_clock(filters: Callable[..., DnsFilter]) -> None:
+def test_python_path_blocks_carry_the_injected_clock(make_filter: Callable[..., DnsFilter]) -> None:
     sink = MemoryEventSink()
-    flt = filters(sink, block_addresses=(bytes(4), bytes(16)))  # no native path for these
+    flt = make_filter(events=sink, clock=lambda: TRUSTED, block_addresses=(bytes(4), bytes(16)))
     assert flt.fast_path is None
     assert dw.parse_response(_udp(flt.bound[0], "casino.test"))[3][0].rdata == bytes(4)
     assert _blocked_events(flt, sink, 1) == [TRUSTED]
