@@ -100,7 +100,6 @@ class Journal:
         verify/read/export: nothing is changed or appended."""
         self.path = path
         self._device_key = device_key
-        self._local_key = local_key
         self._clock = clock
         self._lock = threading.RLock()
         self._pending: list[Event] = []
@@ -273,12 +272,12 @@ class Journal:
         guardians = self._segments.guardians()
         if not guardians:
             raise JournalError("no guardian is paired")
-        wraps = self._segments.local_wraps_for(guardians)
+        rewraps = self._segments.local_wraps_for(guardians)
         with self._transaction():
-            self._segments.rewrap(wraps)
+            self._segments.rewrap(rewraps)
         # secure_delete zeroes the old wraps in the database; this drops them from the WAL.
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        return len(wraps[1])
+        return len(rewraps.segment_ids)
 
     @_locked
     def forget_guardians(self) -> None:

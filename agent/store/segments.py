@@ -51,6 +51,15 @@ class OpenSegment:
     last_seq: int | None = None
 
 
+@dataclass(frozen=True)
+class Rewraps:
+    """The keys of the segments still sealed to the device-local key, wrapped to the
+    guardians instead (made before the write transaction: HPKE is slow)."""
+
+    wraps: list[tuple[int, str, str, bytes]]  # (segment id, recipient id, role, wrapped key)
+    segment_ids: list[int]
+
+
 class Segments:
     def __init__(
         self,
@@ -150,27 +159,23 @@ class Segments:
     def forget_guardians(self) -> None:
         self._db.execute("DELETE FROM recipients")
 
-    def rewrap(self, wraps: tuple[list[tuple[int, str, str, bytes]], list[int]]) -> None:
+    def rewrap(self, rewraps: Rewraps) -> None:
         """Store the guardian wraps `local_wraps_for` made and drop the local ones."""
-        inserts, segment_ids = wraps
         self._db.executemany(
             "INSERT OR REPLACE INTO segment_keys (segment_id, recipient, role, wrapped) "
             "VALUES (?,?,?,?)",
-            inserts,
+            rewraps.wraps,
         )
         self._db.executemany(
             "DELETE FROM segment_keys WHERE segment_id = ? AND role = ?",
-            [(seg_id, DEVICE_LOCAL) for seg_id in segment_ids],
+            [(seg_id, DEVICE_LOCAL) for seg_id in rewraps.segment_ids],
         )
 
     # -- reading ------------------------------------------------------------------------
 
-    def local_wraps_for(
-        self, guardians: list[X25519PublicKey]
-    ) -> tuple[list[tuple[int, str, str, bytes]], list[int]]:
+    def local_wraps_for(self, guardians: list[X25519PublicKey]) -> Rewraps:
         """Every segment still sealed to the device-local key, its key wrapped to each of
-        `guardians` instead: (rows for `rewrap`, the segments' ids). Slow (HPKE), so it
-        runs before the write transaction."""
+        `guardians` instead (for `rewrap`)."""
         local_id = seal.recipient_id(self._local_key.public_key())
         rows = self._db.execute(
             "SELECT s.id, s.uid, k.wrapped FROM segment_keys k JOIN segments s "
@@ -184,7 +189,7 @@ class Segments:
                 (seg_id, seal.recipient_id(g), GUARDIAN, seal.wrap_key(key, g, uid))
                 for g in guardians
             )
-        return inserts, [r[0] for r in rows]
+        return Rewraps(inserts, [r[0] for r in rows])
 
     def infos(self) -> list[SegmentInfo]:
         counts = {
