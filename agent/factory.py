@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import re
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from agent.core.policy import AgeBand
+from agent.core.tomlfile import TomlFileError, load_toml
 
 LOCALES = ("zh-CN", "en")
 KEYS = ("manufacturer", "model", "default_age_band", "dashboard_url", "locale")
@@ -78,11 +78,9 @@ def settings_from_mapping(data: dict[str, object], where: str) -> FactorySetting
 
 def load_factory_settings(path: Path) -> FactorySettings:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise FactoryError(f"{path}: cannot read factory settings: {exc.strerror}") from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise FactoryError(f"{path}: not valid TOML: {exc}") from exc
+        data = load_toml(path, "factory settings")
+    except TomlFileError as exc:
+        raise FactoryError(str(exc)) from exc
     return settings_from_mapping(data, str(path))
 
 

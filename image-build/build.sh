@@ -45,7 +45,7 @@ case $variant in release|test) ;; *) die "--variant $variant: must be release or
 factory=$(cd "$(dirname "$factory")" && pwd)/$(basename "$factory")
 for tool in mmdebstrap update-binfmts depmod cpio sfdisk mkfs.ext4 mkfs.vfat mcopy unshare \
             aarch64-linux-gnu-gcc; do
-  command -v "$tool" >/dev/null || die "$tool not found: run scripts/setup (config/deps/apt-issue7.txt)"
+  command -v "$tool" >/dev/null || die "$tool not found: run scripts/setup (config/deps/apt-image.txt)"
 done
 mkdir -p "$out" "$cache"
 out=$(cd "$out" && pwd)

@@ -1,77 +1,45 @@
-"""The daemon's `Agent` behind the D-Bus service: implements `agent.api.controller.Controller`.
+"""The running agent behind the D-Bus service: implements `agent.api.controller.Controller`.
 
 Requests for more time and reports are recorded as events for the guardian (the journal
 and sync carry them) and kept pending until `answer_request` is called with the guardian's
 answer. The guardian code grants an unlock grant for `unlock_minutes`. The code's
-single-use and back-off state lives in memory: the agent cannot be stopped by the child,
-and a restart forgets at most the last used step (a code is valid for ~90 s).
+single-use and back-off state and the pending requests are persisted in the state store
+before each answer (`ControllerState`), so a reboot neither resets the back-off nor reopens
+a used code, and a request asked before a restart can still be answered.
+
+Written against `agent.api.port.AgentPort`, never against the runtime's Agent class.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from agent.api.controller import AdminResult, CodeResult, LimitExceededError, ReportKind, Status
+from agent.api.port import AgentPort
 from agent.core import guardian_code, messages
-from agent.core.grants import Grant, GrantKind, GrantSource
+from agent.core.grants import Grant, GrantKind, GrantSource, TimeRequest
 from agent.store.events import Event, EventKind
-
-if TYPE_CHECKING:  # the daemon imports this module to wire it
-    from agent.daemon import Agent
 
 MAX_PENDING = 20
 AnswerHook = Callable[[str, bool, int, str], None]
 
 
-@dataclass(frozen=True)
-class TimeRequest:
-    id: str
-    minutes: int
-    note: str
-
-
-CODE_STATE_KEY = "guardian_code_state"
-PENDING_KEY = "pending_time_requests"
-
-
-def _as_list(value: object) -> list[dict[str, Any]]:
-    return value if isinstance(value, list) else []
-
-
-def _dump_code_state(state: guardian_code.CodeState) -> dict[str, object]:
-    return {"last_used": state.last_used, "failures": state.failures,
-            "wait_until": state.wait_until.isoformat() if state.wait_until else None}
-
-
-def _load_code_state(value: object) -> guardian_code.CodeState:
-    if not isinstance(value, dict):
-        return guardian_code.CodeState()
-    wait = value.get("wait_until")
-    return guardian_code.CodeState(value.get("last_used"), int(value.get("failures", 0)),
-                                   datetime.fromisoformat(wait) if wait else None)
-
-
 class AgentController:
-    def __init__(self, agent: Agent, *, guardian_secret: bytes | None = None,
+    def __init__(self, agent: AgentPort, *, guardian_secret: bytes | None = None,
                  unlock_minutes: int = 30, answered: AnswerHook | None = None) -> None:
         self.agent = agent
         self.secret = guardian_secret
         self.unlock_minutes = unlock_minutes
         self.answered = answered  # the service's request_answered, to tell the child
-        self.code_state = _load_code_state(agent.store.get_value(CODE_STATE_KEY))
-        self.pending: dict[str, TimeRequest] = {
-            r["id"]: TimeRequest(r["id"], r["minutes"], r["note"])
-            for r in _as_list(agent.store.get_value(PENDING_KEY))
-        }
+        self.code_state = agent.store.guardian_code_state()
+        self.pending: dict[str, TimeRequest] = {r.id: r for r in agent.store.pending_requests()}
 
     def _save_pending(self) -> None:
         """Pending requests outlive a restart: the guardian's answer may come days later."""
-        self.agent.store.put_value(PENDING_KEY, [vars(r) for r in self.pending.values()])
+        self.agent.store.save_pending_requests(self.pending.values())
 
     @property
     def language(self) -> str:
@@ -142,7 +110,7 @@ class AgentController:
         attempt = guardian_code.check(self.secret, code, now, self.code_state)
         self.code_state = attempt.state
         # Durable before the answer: a reboot must not reset the back-off or reopen a used code.
-        self.agent.store.put_value(CODE_STATE_KEY, _dump_code_state(attempt.state))
+        self.agent.store.save_guardian_code_state(attempt.state)
         outcome = guardian_code.Outcome
         if attempt.outcome is outcome.ACCEPTED:
             grant = Grant(id=uuid.uuid4().hex, kind=GrantKind.UNLOCK, issued_at=now,

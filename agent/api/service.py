@@ -6,15 +6,18 @@ call the child methods, uid 0 the admin methods, anyone else gets
 org.freedesktop.DBus.Error.AccessDenied. dbus-fast's method handlers do not see the caller,
 so method calls on this interface are taken by a low-level message handler that asks the
 bus for the uid first, validates every argument (a bad one gets InvalidArgs and changes
-nothing), then calls the `Controller`. Properties and signals use dbus-fast's ordinary
-machinery. The interface is documented in config/dbus/org.minormode.Agent1.xml; a test
-checks the live introspection against it.
+nothing), then calls the `Controller`. Every method is one row of `METHODS`: its
+arguments, the role allowed to call it, and its handler (as firewalld declares the
+authorisation of each method), so no method can be listed without saying who may call it
+and what it does. Properties and signals use dbus-fast's ordinary machinery. The interface
+is documented in config/dbus/org.minormode.Agent1.xml; a test checks the live
+introspection against it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from enum import Enum
 from typing import Annotated, Any
@@ -31,7 +34,7 @@ from agent.api import validate
 from agent.api.controller import Controller, LimitExceededError, Status
 from agent.bus.background import BackgroundTasks
 from agent.bus.calls import unix_user
-from agent.os.logind import uid_set
+from agent.core.accounts import uid_set
 
 log = logging.getLogger("minormode.api")
 
@@ -50,12 +53,19 @@ class Role(Enum):
     ADMIN = "admin"  # root only
 
 
+# A handler validates the call's arguments (raising validate.InvalidArgumentError) and
+# returns the reply body; `changes` says the call may change the status (refresh after).
+Handler = Callable[[Controller, list[Any]], list[Any]]
+
+
 @dataclass(frozen=True)
 class MethodSpec:
     name: str
     in_args: tuple[tuple[str, str], ...]
     out_args: tuple[tuple[str, str], ...]
     role: Role
+    handler: Handler
+    changes: bool = False
 
     @property
     def in_signature(self) -> str:
@@ -66,16 +76,50 @@ class MethodSpec:
         return "".join(sig for _, sig in self.out_args)
 
 
+def _get_status(c: Controller, _args: list[Any]) -> list[Any]:
+    return [status_dict(c.get_status())]
+
+
+def _request_more_time(c: Controller, args: list[Any]) -> list[Any]:
+    minutes = validate.minutes("minutes", args[0], validate.REQUEST_MINUTES)
+    note = validate.text("note", args[1], validate.NOTE_MAX)
+    return [c.request_more_time(minutes, note)]
+
+
+def _report(c: Controller, args: list[Any]) -> list[Any]:
+    kind = validate.report_kind(args[0])
+    note = validate.text("note", args[1], validate.REPORT_NOTE_MAX)
+    return [c.report(kind, note)]
+
+
+def _enter_guardian_code(c: Controller, args: list[Any]) -> list[Any]:
+    result = c.enter_guardian_code(validate.guardian_code(args[0]))
+    return [result.granted, result.message]
+
+
+def _load_policy(c: Controller, args: list[Any]) -> list[Any]:
+    loaded = c.load_policy(validate.policy_path(args[0]))
+    return [loaded.ok, loaded.message]
+
+
+def _grant_minutes(c: Controller, args: list[Any]) -> list[Any]:
+    minutes = validate.minutes("minutes", args[0], validate.GRANT_MINUTES)
+    reason = validate.text("reason", args[1], validate.NOTE_MAX)
+    granted = c.grant_minutes(minutes, reason)
+    return [granted.ok, granted.message]
+
+
 METHODS: dict[str, MethodSpec] = {m.name: m for m in (
-    MethodSpec("GetStatus", (), (("status", "a{sv}"),), Role.READER),
+    MethodSpec("GetStatus", (), (("status", "a{sv}"),), Role.READER, _get_status),
     MethodSpec("RequestMoreTime", (("minutes", "u"), ("note", "s")), (("request_id", "s"),),
-               Role.CHILD),
-    MethodSpec("Report", (("kind", "s"), ("note", "s")), (("report_id", "s"),), Role.CHILD),
+               Role.CHILD, _request_more_time),
+    MethodSpec("Report", (("kind", "s"), ("note", "s")), (("report_id", "s"),), Role.CHILD, _report),
     MethodSpec("EnterGuardianCode", (("code", "s"),), (("granted", "b"), ("message", "s")),
-               Role.CHILD),
-    MethodSpec("LoadPolicy", (("path", "s"),), (("ok", "b"), ("message", "s")), Role.ADMIN),
+               Role.CHILD, _enter_guardian_code, changes=True),
+    MethodSpec("LoadPolicy", (("path", "s"),), (("ok", "b"), ("message", "s")), Role.ADMIN,
+               _load_policy, changes=True),
     MethodSpec("GrantMinutes", (("minutes", "u"), ("reason", "s")), (("ok", "b"), ("message", "s")),
-               Role.ADMIN),
+               Role.ADMIN, _grant_minutes, changes=True),
 )}
 
 SIGNAL_ARGS: dict[str, tuple[str, ...]] = {
@@ -279,11 +323,13 @@ class AgentService:
                                      f"{spec.name} takes ({spec.in_signature}), "
                                      f"got ({msg.signature})")
         try:
-            body = self._call(spec.name, list(msg.body))
+            body = spec.handler(self.controller, list(msg.body))
         except validate.InvalidArgumentError as exc:
             return Message.new_error(msg, INVALID_ARGS, f"{spec.name}: {exc}")
         except LimitExceededError as exc:
             return Message.new_error(msg, LIMIT_EXCEEDED, f"{spec.name}: {exc}")
+        if spec.changes:
+            self.refresh()
         return Message.new_method_return(msg, spec.out_signature, body)
 
     def _allowed(self, role: Role, uid: int) -> bool:
@@ -292,33 +338,3 @@ class AgentService:
         if role is Role.CHILD:
             return uid in self.child_uids
         return uid in self.child_uids or uid == ROOT_UID
-
-    def _call(self, name: str, args: list[Any]) -> list[Any]:
-        c = self.controller
-        if name == "GetStatus":
-            return [status_dict(c.get_status())]
-        if name == "RequestMoreTime":
-            minutes = validate.minutes("minutes", args[0], validate.REQUEST_MINUTES)
-            note = validate.text("note", args[1], validate.NOTE_MAX)
-            return [c.request_more_time(minutes, note)]
-        if name == "Report":
-            kind = validate.report_kind(args[0])
-            note = validate.text("note", args[1], validate.REPORT_NOTE_MAX)
-            return [c.report(kind, note)]
-        if name == "EnterGuardianCode":
-            result = c.enter_guardian_code(validate.guardian_code(args[0]))
-            self.refresh()
-            return [result.granted, result.message]
-        if name == "LoadPolicy":
-            loaded = c.load_policy(validate.policy_path(args[0]))
-            self.refresh()
-            return [loaded.ok, loaded.message]
-        if name == "GrantMinutes":
-            minutes = validate.minutes("minutes", args[0], validate.GRANT_MINUTES)
-            reason = validate.text("reason", args[1], validate.NOTE_MAX)
-            granted = c.grant_minutes(minutes, reason)
-            self.refresh()
-            return [granted.ok, granted.message]
-        raise AssertionError(f"METHODS lists {name} but _call does not handle it")
-
-

@@ -1,4 +1,5 @@
-"""Grants: time-limited exceptions a guardian gives (bonus minutes, an unlock, a waiver).
+"""Grants: time-limited exceptions a guardian gives (bonus minutes, an unlock, a waiver),
+and the child's requests for one that wait for the guardian's answer.
 
 A grant always expires; an expired grant is ignored by `decide`, so a forgotten grant can
 never turn into "unlimited".
@@ -46,3 +47,13 @@ class Grant:
 
     def active_at(self, now: datetime) -> bool:
         return self.issued_at <= now < self.expires_at
+
+
+@dataclass(frozen=True)
+class TimeRequest:
+    """The child asked for `minutes` more; pending until the guardian answers (maybe days
+    later, so it outlives a restart)."""
+
+    id: str
+    minutes: int
+    note: str

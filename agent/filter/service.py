@@ -34,6 +34,7 @@ class NetworkFilter:
         events: EventSink | None = None,
         nft_settings: nft.NftSettings | None = None,
     ) -> None:
+        """`clock()` stamps DNS-block events: the daemon passes the trusted clock."""
         port = settings.listen[0][1]
         self.settings = settings
         self.clock = clock  # stamps DNS_BLOCKED events (the daemon's trusted time)

@@ -26,6 +26,7 @@ from dbus_fast.errors import DBusError
 
 from agent.bus.background import BackgroundTasks
 from agent.bus.calls import add_match, call, get_all
+from agent.core.accounts import uid_set
 
 log = logging.getLogger("minormode.logind")
 
@@ -50,15 +51,6 @@ class SessionState:
     @property
     def counting(self) -> bool:
         return self.active and not self.idle and not self.locked and self.state == "active"
-
-
-def uid_set(uids: int | Collection[int]) -> frozenset[int]:
-    """One uid or several, as a set (the daemon refuses root as the child; development
-    mode and tests may use their own uid, which can be root)."""
-    found = frozenset([uids] if isinstance(uids, int) else uids)
-    if not found:
-        raise ValueError("child uids: need at least one")
-    return found
 
 
 def counting(sessions: dict[str, SessionState], asleep: bool, display: bool | None = None) -> bool:

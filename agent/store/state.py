@@ -21,7 +21,8 @@ import sqlite_utils
 
 from agent.core.activity import SESSION, Closed
 from agent.core.clock import Watermark
-from agent.core.grants import Grant, GrantKind, GrantSource
+from agent.core.grants import Grant, GrantKind, GrantSource, TimeRequest
+from agent.core.guardian_code import CodeState
 from agent.core.policy import DefaultKey
 from agent.core.usage import Interval, Usage
 from agent.store.events import Event, EventKind
@@ -79,6 +80,11 @@ MIGRATIONS: list[str] = [
     );
     """,
 ]
+
+
+# kv rows (migration 2): keep these keys, or a device updated in place loses its back-off.
+CODE_STATE_KEY = "guardian_code_state"
+PENDING_KEY = "pending_time_requests"
 
 
 def to_us(instant: datetime) -> int:
@@ -228,13 +234,38 @@ class StateStore:
         row = self.conn.execute("SELECT version, source, body FROM policy").fetchone()
         return None if row is None else (row[0], row[1], json.loads(row[2]))
 
-    # ------------------------------------------------------------------ small values
+    # ------------------------------------------------------------------ the D-Bus controller's values
+    # Rows of the kv table (JSON), read and written only through these typed methods.
 
-    def get_value(self, key: str) -> object:
+    def guardian_code_state(self) -> CodeState:
+        """The guardian code's used step and back-off; a missing or garbled row is the
+        fresh state (as before the first code)."""
+        value = self._get_value(CODE_STATE_KEY)
+        if not isinstance(value, dict):
+            return CodeState()
+        wait = value.get("wait_until")
+        return CodeState(value.get("last_used"), int(value.get("failures", 0)),
+                         datetime.fromisoformat(wait) if wait else None)
+
+    def save_guardian_code_state(self, state: CodeState) -> None:
+        self._put_value(CODE_STATE_KEY, {
+            "last_used": state.last_used, "failures": state.failures,
+            "wait_until": state.wait_until.isoformat() if state.wait_until else None})
+
+    def pending_requests(self) -> list[TimeRequest]:
+        """The child's requests for more time that the guardian has not answered yet."""
+        value = self._get_value(PENDING_KEY)
+        rows = value if isinstance(value, list) else []
+        return [TimeRequest(r["id"], r["minutes"], r["note"]) for r in rows]
+
+    def save_pending_requests(self, requests: Iterable[TimeRequest]) -> None:
+        self._put_value(PENDING_KEY, [{"id": r.id, "minutes": r.minutes, "note": r.note} for r in requests])
+
+    def _get_value(self, key: str) -> object:
         row = self.conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
         return None if row is None else json.loads(row[0])
 
-    def put_value(self, key: str, value: object) -> None:
+    def _put_value(self, key: str, value: object) -> None:
         with self.transaction() as conn:
             conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, json.dumps(value, sort_keys=True)))
 

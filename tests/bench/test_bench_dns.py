@@ -33,7 +33,7 @@ pytestmark = [
     pytest.mark.timeout(900),
     pytest.mark.skipif(
         not all(shutil.which(x) for x in ("dnsperf", "dnsmasq", "taskset")),
-        reason="needs dnsperf, dnsmasq and taskset (config/deps/apt-issue5.txt)",
+        reason="needs dnsperf, dnsmasq and taskset (config/deps/apt-filter.txt)",
     ),
 ]
 

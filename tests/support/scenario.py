@@ -15,9 +15,10 @@ from agent.core.decision import Decision, LockReason
 from agent.core.grants import Grant, GrantKind, GrantSource
 from agent.core.parse import policy_from_mapping
 from agent.core.policy import DefaultKey, Policy
-from agent.daemon import Agent
-from agent.os.clocksource import ManualClock
+from agent.dev.clock import ManualClock
+from agent.runtime.agent import Agent
 from agent.store.state import StateStore
+from support.runtime import agent_on
 
 TZ = "Asia/Shanghai"
 
@@ -47,7 +48,7 @@ class Scenario:
         self.boots = 1
 
     def _agent(self, pol: Policy) -> Agent:
-        agent = Agent(self.store, self.clock, None)
+        agent = agent_on(self.store, self.clock)
         agent.policy = pol
         return agent
 

@@ -235,9 +235,7 @@ async def test_end_to_end_guardian_approval_through_the_cli(
     tmp_path: Path, bus_address: str, callers: dict[str, Path]
 ) -> None:
     """App asks (pending) -> root CLI approves -> the broker signals Decided on its own."""
-    import argparse
-
-    from agent.store import cli
+    from agent.cli.main import build_parser
     from agent.store.layout import StoreLayout
 
     layout = StoreLayout(tmp_path / "state")
@@ -255,10 +253,8 @@ async def test_end_to_end_guardian_approval_through_the_cli(
         h = Harness(service, ledger, events, bus_address, callers, [T0])
         decision, request_id, _ = await h.authorize("shop", 4000, "e2e")
         assert decision == "pending"
-        parser = argparse.ArgumentParser()
-        cli.register(parser.add_subparsers(dest="command", required=True))
-        args = parser.parse_args(["purchases", "approve", "--state", str(layout.state),
-                                  request_id])
+        args = build_parser().parse_args(["purchases", "approve", "--state", str(layout.state),
+                                          request_id])
         assert args.func(args) == 0
         assert await asyncio.wait_for(queue.get(), 10) == [request_id, "approved"]
         rc, out, _err = await h.call("shop", "Status", f"string:{request_id}")

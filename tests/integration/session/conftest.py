@@ -8,7 +8,7 @@ import pytest
 from dbus_fast.aio import MessageBus
 from support.sessionbus import FakeLogind
 
-from agent.os import devbus
+from agent.dev import devbus
 
 
 @pytest.fixture

@@ -2,31 +2,32 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from support.runtime import agent_on
 from support.scenario import iso, policy
 from support.sessionbus import CHILD_UID
 
-from agent.api import cli_agent
 from agent.api.agent_controller import AgentController
 from agent.api.service import AgentService
+from agent.cli.main import build_parser
 from agent.core import guardian_code
-from agent.daemon import Agent
-from agent.os import devbus
-from agent.os.clocksource import ManualClock
+from agent.dev import devbus
+from agent.dev.clock import ManualClock
+from agent.runtime.agent import Agent
 from agent.store.state import StateStore
 
 
 @pytest.fixture
 async def agent_bus(tmp_path: Path) -> AsyncIterator[tuple[str, Agent]]:
     bus = devbus.start_bus()
-    agent = Agent(StateStore(tmp_path / "state.sqlite"),
-                  ManualClock(iso("2026-11-28T10:00"), zone="Asia/Shanghai"), None)
+    agent = agent_on(StateStore(tmp_path / "state.sqlite"),
+                     ManualClock(iso("2026-11-28T10:00"), zone="Asia/Shanghai"))
     agent.policy = policy(waive=["windows", "curfew", "school", "rest", "games"],
                           budget={"every_day": 10})
     service = AgentService(AgentController(agent), CHILD_UID, bus_address=bus.address)
@@ -42,9 +43,7 @@ async def agent_bus(tmp_path: Path) -> AsyncIterator[tuple[str, Agent]]:
 
 
 async def ctl(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="minormodectl")
-    cli_agent.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     result: int = await asyncio.to_thread(args.func, args)
     return result
 
@@ -78,3 +77,25 @@ async def test_guardian_code_from_a_secret_file(tmp_path: Path,
     (tmp_path / "bad").write_text("not hex")
     assert await ctl("guardian-code", "--secret-file", str(tmp_path / "bad")) == 2
     assert "bad" in capsys.readouterr().err
+
+
+async def test_status_json_carries_what_the_text_shows(agent_bus: tuple[str, Agent],
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    address, agent = agent_bus
+    assert await ctl("status", "--bus", address) == 0
+    text = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    assert await ctl("status", "--bus", address, "--json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {k: str(v) for k, v in data.items()} == text
+    assert data["RemainingSeconds"] == 600 and data["Locked"] is False
+    assert data["PolicyVersion"] == agent.policy.version
+
+
+async def test_no_agent_on_the_bus_is_exit_3(capsys: pytest.CaptureFixture[str]) -> None:
+    bus = devbus.start_bus()
+    try:
+        assert await ctl("status", "--bus", bus.address) == 3
+        assert "the agent is not running" in capsys.readouterr().err
+        assert await ctl("grant", "5", "--bus", bus.address) == 3
+    finally:
+        bus.stop()

@@ -6,12 +6,12 @@ import logging
 from pathlib import Path
 
 import pytest
+from support.runtime import agent_on
 from support.scenario import iso, policy
 from support.sessionbus import until
 
-from agent.api.dev_session import DevSession
-from agent.daemon import Agent
-from agent.os.clocksource import ManualClock
+from agent.dev.clock import ManualClock
+from agent.dev.session import DevSession
 from agent.store.state import StateStore
 
 
@@ -19,7 +19,7 @@ async def test_dev_session_counts_warns_and_locks(tmp_path: Path,
                                                   caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="minormode")
     clock = ManualClock(iso("2026-11-28T10:00"), zone="Asia/Shanghai")
-    agent = Agent(StateStore(tmp_path / "state.sqlite"), clock, None)
+    agent = agent_on(StateStore(tmp_path / "state.sqlite"), clock)
     agent.policy = policy(waive=["windows", "curfew", "school", "rest", "games"],
                           budget={"every_day": 6}, enforcement={"language": "en"})
     dev = DevSession(agent)

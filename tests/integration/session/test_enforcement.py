@@ -11,16 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.runtime import agent_on
 from support.scenario import iso, policy
 from support.sessionbus import CHILD_UID, FakeLogind, until
 
 from agent.core.decision import LockReason
 from agent.core.grants import GrantSource
-from agent.daemon import Agent
-from agent.os import devbus
-from agent.os.clocksource import ManualClock
+from agent.dev import devbus
+from agent.dev.clock import ManualClock
 from agent.os.logind import LogindWatcher
 from agent.os.session_enforcer import SessionEnforcer
+from agent.runtime.agent import Agent
 from agent.store.state import StateStore
 
 WAIVED = ["windows", "curfew", "school", "rest", "games"]
@@ -59,7 +60,7 @@ async def make_rig(tmp: Path, bus: devbus.PrivateBus, logind: FakeLogind, budget
                    terminate_after_seconds: float = 0.0, reassert_seconds: float = 15.0,
                    **pol: Any) -> Rig:
     clock = ManualClock(iso("2026-11-28T10:00"), zone="Asia/Shanghai")  # a Saturday
-    agent = Agent(StateStore(tmp / "state.sqlite"), clock, None)
+    agent = agent_on(StateStore(tmp / "state.sqlite"), clock)
     agent.policy = policy(waive=WAIVED, budget={"every_day": budget}, **pol)
     watcher = LogindWatcher(CHILD_UID, agent.set_counting, bus_address=bus.address)
     notices = Notices()

@@ -20,18 +20,19 @@ from typing import Any
 import pytest
 from dbus_fast import Variant
 from dbus_fast.aio import MessageBus
+from support.runtime import agent_on
 from support.scenario import iso, policy
 from support.sessionbus import CHILD_UID, FakeLogind, until
 
 from agent.api.agent_controller import AgentController
 from agent.api.service import AgentService
 from agent.bus.calls import call
-from agent.daemon import Agent
+from agent.dev import devbus
+from agent.dev.clock import ManualClock
 from agent.helper.session_helper import SessionHelper
-from agent.os import devbus
-from agent.os.clocksource import ManualClock
 from agent.os.logind import LogindWatcher
 from agent.os.session_enforcer import SessionEnforcer
+from agent.runtime.agent import Agent
 from agent.store.state import StateStore
 
 MOCK = "org.freedesktop.DBus.Mock"
@@ -97,7 +98,7 @@ async def rig(tmp_path: Path, logind_bus: devbus.PrivateBus,
     session_bus.start_mock("notification_daemon", system=False)
     await fake_logind.add_session("c1")
     clock = ManualClock(iso("2026-11-28T10:00"), zone="Asia/Shanghai")
-    agent = Agent(StateStore(tmp_path / "state.sqlite"), clock, None)
+    agent = agent_on(StateStore(tmp_path / "state.sqlite"), clock)
     agent.policy = policy(waive=["windows", "curfew", "school", "rest", "games"],
                           budget={"every_day": 10}, enforcement={"language": "en"})
     controller = AgentController(agent)
@@ -187,8 +188,8 @@ async def test_the_helper_program_runs_and_stops_cleanly(tmp_path: Path,
     """The console script as a process: it shows a warning, and SIGTERM ends it with 0."""
     session_bus = devbus.start_bus(system=False, agent_policy=None)
     session_bus.start_mock("notification_daemon", system=False)
-    agent = Agent(StateStore(tmp_path / "state.sqlite"),
-                  ManualClock(iso("2026-11-28T10:00"), zone="Asia/Shanghai"), None)
+    agent = agent_on(StateStore(tmp_path / "state.sqlite"),
+                     ManualClock(iso("2026-11-28T10:00"), zone="Asia/Shanghai"))
     service = AgentService(AgentController(agent), os.getuid(), bus_address=logind_bus.address)
     await service.start()
     notify_client = await MessageBus(bus_address=session_bus.address).connect()

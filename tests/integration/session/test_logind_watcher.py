@@ -12,7 +12,7 @@ from support.sessionbus import CHILD_UID, FakeLogind, until
 
 from agent.core.activity import ActivityTracker
 from agent.core.usage import total
-from agent.os import devbus
+from agent.dev import devbus
 from agent.os.logind import LogindWatcher
 
 

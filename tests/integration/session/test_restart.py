@@ -19,7 +19,7 @@ from support.sessionbus import CHILD_UID, FakeLogind, until
 
 from agent.core.activity import SESSION, Closed
 from agent.core.usage import Interval, total
-from agent.os import devbus
+from agent.dev import devbus
 from agent.store.state import StateStore
 
 BUDGET_MINUTES = 1

@@ -21,15 +21,16 @@ import pytest
 from dbus_fast import Message, MessageType
 from dbus_fast import introspection as intr
 from dbus_fast.aio import MessageBus
+from support.runtime import agent_on
 from support.scenario import iso, policy
 from support.sessionbus import CHILD_UID, until
 
 from agent.api.agent_controller import AgentController
 from agent.api.service import AgentService
 from agent.core import guardian_code
-from agent.daemon import Agent
-from agent.os import devbus
-from agent.os.clocksource import ManualClock
+from agent.dev import devbus
+from agent.dev.clock import ManualClock
+from agent.runtime.agent import Agent
 from agent.store.events import EventKind
 from agent.store.state import StateStore
 
@@ -85,7 +86,7 @@ def call(member: str, signature: str = "", *args: Any) -> dict[str, Any]:
 async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Rig]:
     bus = devbus.start_bus(permissive=request.param == "permissive-bus")
     clock = ManualClock(iso("2026-11-28T10:00"), zone="Asia/Shanghai")
-    agent = Agent(StateStore(tmp_path / "state.sqlite"), clock, None)
+    agent = agent_on(StateStore(tmp_path / "state.sqlite"), clock)
     agent.policy = policy(waive=WAIVED, budget={"every_day": 10},
                           enforcement={"language": "en"})
     controller = AgentController(agent, guardian_secret=SECRET, unlock_minutes=30)

@@ -12,6 +12,7 @@ FORBIDDEN_MODULES = {
     "os", "sys", "time", "socket", "subprocess", "asyncio", "threading", "signal", "shutil",
     "sqlite3", "sqlite_utils", "ctypes", "psutil", "dbus_fast", "random", "secrets", "uuid",
     "agent.os", "agent.store", "agent.api", "agent.filter", "agent.sync", "agent.daemon",
+    "agent.runtime", "agent.session", "agent.dev", "agent.cli", "agent.helper",
 }
 FORBIDDEN_CALLS = {"now", "today", "utcnow", "time", "monotonic", "perf_counter", "clock_gettime"}
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.filter.cli import main
+from agent.cli.main import main
 
 
 def test_compile_and_info(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

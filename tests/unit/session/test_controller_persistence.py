@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from support.runtime import agent_on
 from support.scenario import policy
 
 from agent.api.agent_controller import AgentController
 from agent.core import guardian_code
-from agent.daemon import Agent
-from agent.os.clocksource import ManualClock
+from agent.dev.clock import ManualClock
 from agent.store.state import StateStore
 
 SECRET = b"0123456789abcdef-guardian"
@@ -19,7 +19,7 @@ T0 = datetime(2026, 11, 23, 8, 0, 10, tzinfo=UTC)
 
 
 def restart(tmp: Path, clock: ManualClock) -> AgentController:
-    agent = Agent(StateStore(tmp / "state.sqlite"), clock, None)
+    agent = agent_on(StateStore(tmp / "state.sqlite"), clock)
     agent.policy = policy(enforcement={"language": "en"})
     agent.tick()
     return AgentController(agent, guardian_secret=SECRET)

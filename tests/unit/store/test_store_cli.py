@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sqlite3
@@ -12,16 +11,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from agent.cli.main import build_parser
 from agent.core.policy import SpendingCaps
-from agent.store import cli, datarights, seal
+from agent.store import datarights, seal
 from agent.store.events import Event, EventKind
 from agent.store.layout import StoreLayout
 
 
 def run(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="minormodectl")
-    cli.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     return int(args.func(args))
 
 

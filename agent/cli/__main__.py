@@ -1,0 +1,7 @@
+"""`python -m agent.cli ...` is minormodectl."""
+
+import sys
+
+from agent.cli.main import main
+
+sys.exit(main())

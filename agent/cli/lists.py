@@ -1,0 +1,101 @@
+"""`minormodectl lists compile | info`: the DNS filter's compiled category lists.
+
+`lists compile` exits 1 when a source is missing or (with --strict) has a bad line;
+`lists info` exits 1 when a compiled list cannot be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from agent.cli.errors import Exit, fail, guarded
+from agent.cli.output import add_json_flag, print_json
+from agent.filter.hashlist import HashList, ListFileError
+from agent.filter.lists import ALL_LISTS, ListSourceError, compile_all, compile_category
+
+DEFAULT_SOURCE = Path("/etc/minormode/lists")
+DEFAULT_OUTPUT = Path("/var/lib/minormode/lists")
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    lists = subparsers.add_parser("lists", help="content filter lists")
+    sub = lists.add_subparsers(dest="lists_command", required=True)
+    comp = sub.add_parser("compile", help="compile source lists into the filter's list files")
+    comp.add_argument("--src", type=Path, default=DEFAULT_SOURCE,
+                      help=f"source directory (default {DEFAULT_SOURCE})")
+    comp.add_argument("--out", type=Path, default=DEFAULT_OUTPUT,
+                      help=f"output directory (default {DEFAULT_OUTPUT})")
+    comp.add_argument("--category", choices=ALL_LISTS, help="compile only this list")
+    comp.add_argument("--strict", action="store_true", help="fail on any invalid line")
+    comp.add_argument("--quiet", action="store_true", help="no progress lines")
+    comp.set_defaults(func=guarded(run_compile))
+    info = sub.add_parser("info", help="show the compiled lists")
+    info.add_argument("--out", type=Path, default=DEFAULT_OUTPUT)
+    add_json_flag(info)
+    info.set_defaults(func=guarded(run_info))
+
+
+def run_compile(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+
+    def progress(line: str) -> None:
+        if not args.quiet:
+            print(f"[{time.monotonic() - started:6.1f}s] {line}", file=sys.stderr, flush=True)
+
+    try:
+        if args.category:
+            if not args.src.is_dir():
+                raise ListSourceError(f"{args.src}: list source directory does not exist")
+            args.out.mkdir(parents=True, exist_ok=True)
+            reports = [compile_category(args.src, args.out, args.category, progress, args.strict)]
+        else:
+            reports = compile_all(args.src, args.out, progress, args.strict)
+    except (ListSourceError, OSError) as exc:
+        fail(str(exc))
+        return Exit.FAILED
+    for r in reports:
+        for problem in r.problems:
+            print(f"warning: {problem}", file=sys.stderr)
+        if r.skipped > len(r.problems):
+            print(f"warning: {r.category}: {r.skipped - len(r.problems)} more invalid lines",
+                  file=sys.stderr)
+    total = sum(r.written for r in reports)
+    print(f"compiled {total:,} names into {args.out} in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    status = Exit.OK
+    rows: list[dict[str, object]] = []
+    for name in ALL_LISTS:
+        path = args.out / f"{name}.mmdl"
+        row: dict[str, object] = {"list": name, "path": str(path), "state": "missing",
+                                  "names": None, "bytes": None, "problem": None}
+        rows.append(row)
+        if not path.exists():
+            continue
+        try:
+            hl = HashList(path)
+        except ListFileError as exc:
+            row.update(state="unreadable", problem=str(exc))
+            status = Exit.FAILED
+            continue
+        row.update(state="ok", names=len(hl), bytes=path.stat().st_size)
+        hl.close()
+    if args.json:
+        print_json(rows)
+        return status
+    for row in rows:
+        label = f"{row['list']:<18}"
+        if row["state"] == "missing":
+            print(f"{label} missing")
+        elif row["state"] == "unreadable":
+            print(f"{label} unreadable: {row['problem']}")
+        else:
+            size = row["bytes"]
+            assert isinstance(size, int)
+            print(f"{label} {row['names']:>10,} names  {size / 1024:>10.1f} KiB")
+    return status

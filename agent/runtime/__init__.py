@@ -1,0 +1,1 @@
+"""The running agent: its state machine, trusted clock, settings and services (README.md)."""
