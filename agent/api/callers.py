@@ -65,7 +65,7 @@ class ExeMapIdentifier:
     def from_catalogue(
         cls, apps_by_exe: Mapping[str, frozenset[str]], proc: Path = Path("/proc")
     ) -> ExeMapIdentifier:
-        """From `agent.os.catalogue.apps_by_executable`: an executable shared by several
+        """From `agent.execgate.catalogue.apps_by_executable`: an executable shared by several
         apps (a launcher, an interpreter) names none of them, so it is left out."""
         return cls({exe: next(iter(ids)) for exe, ids in apps_by_exe.items() if len(ids) == 1}, proc)
 

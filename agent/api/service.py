@@ -32,9 +32,9 @@ from dbus_fast.service import ServiceInterface, dbus_property, dbus_signal
 
 from agent.api import validate
 from agent.api.controller import Controller, LimitExceededError, Status
+from agent.bus.background import BackgroundTasks
+from agent.bus.calls import unix_user
 from agent.core.accounts import uid_set
-from agent.os.background import BackgroundTasks
-from agent.os.dbus_calls import unix_user
 
 log = logging.getLogger("minormode.api")
 

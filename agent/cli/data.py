@@ -11,13 +11,14 @@ import argparse
 from agent.cli.errors import BadInputError
 from agent.cli.output import add_json_flag, print_json
 from agent.cli.statedir import add_state, guard, guardian_key, layout
+from agent.os.wallclock import wall_now
 from agent.store import datarights
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     where = layout(args)
     ledger = where.open_ledger() if where.ledger.exists() else None
-    with where.open_journal(writer=False) as journal:
+    with where.open_journal(writer=False, clock=wall_now) as journal:
         held = datarights.holdings(journal, ledger)
         by_kind = datarights.kinds(journal, guardian_key(args.key)) if args.key else None
     if args.json:
@@ -55,7 +56,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
         raise BadInputError("data delete removes every record and purchase: add --yes")
     where = layout(args)
     ledger = where.open_ledger() if where.ledger.exists() else None
-    with where.open_journal() as journal:
+    with where.open_journal(clock=wall_now) as journal:
         receipt = datarights.delete_everything(journal, ledger, args.reason)
         if args.unpair:
             journal.forget_guardians()

@@ -15,11 +15,12 @@ from pathlib import Path
 from agent.cli.errors import BadInputError, Command
 from agent.cli.output import add_json_flag, print_json
 from agent.cli.statedir import add_state, guard, guardian_key, layout
+from agent.os.wallclock import wall_now
 from agent.store import datarights, seal
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    with layout(args).open_journal(writer=False) as journal:
+    with layout(args).open_journal(writer=False, clock=wall_now) as journal:
         report = journal.verify()
     if args.json:
         print_json({"ok": report.ok, "records": report.records, "first_bad": report.first_bad,
@@ -32,7 +33,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_read(args: argparse.Namespace) -> int:
     """JSON lines always (one object per record), so --json changes nothing here."""
     key = guardian_key(args.key)
-    with layout(args).open_journal(writer=False) as journal:
+    with layout(args).open_journal(writer=False, clock=wall_now) as journal:
         for entry in journal.read(key):
             line = {
                 "seq": entry.seq,
@@ -46,7 +47,7 @@ def cmd_read(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    with layout(args).open_journal(writer=False) as journal:
+    with layout(args).open_journal(writer=False, clock=wall_now) as journal:
         n = datarights.export(journal, Path(args.out))
     print(f"exported {n} sealed records to {args.out}")
     return 0
@@ -57,7 +58,7 @@ def cmd_pair(args: argparse.Namespace) -> int:
         keys = [seal.public_key_from_hex(k) for k in args.guardian]
     except ValueError as exc:
         raise BadInputError(f"--guardian: {exc}") from exc
-    with layout(args).open_journal() as journal:
+    with layout(args).open_journal(clock=wall_now) as journal:
         n = journal.pair(keys)
     print(f"paired {len(keys)} guardian key(s); re-wrapped {n} earlier segment(s)")
     return 0

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from agent import firstboot
 from agent.cli import data, guardian, journal, lists, policy, purchases, running
 from agent.cli.errors import EXIT_CODES_HELP
-from agent.os import apps_cli
+from agent.execgate import cli as apps_cli
 
 # In the order `--help` lists them.
 COMMAND_MODULES = (policy, running, guardian, journal, data, purchases, lists, apps_cli, firstboot)

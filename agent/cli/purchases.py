@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import argparse
 import os
-from datetime import UTC, datetime
 
 from agent.cli.errors import NotPermittedError
 from agent.cli.output import add_json_flag, print_json
 from agent.cli.statedir import add_state, guard, layout
+from agent.os.wallclock import wall_now
 from agent.store.ledger import PurchaseStatus
 
 
@@ -37,7 +37,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def _decide(args: argparse.Namespace, approve: bool) -> int:
     _require_root()
     ledger = layout(args).open_ledger()
-    p = ledger.decide(args.request_id, approve, datetime.now(UTC))
+    p = ledger.decide(args.request_id, approve, wall_now())
     print(f"{p.request_id}: {p.status}")
     return 0
 

@@ -19,9 +19,9 @@ from dbus_fast.errors import DBusError
 
 from agent.api.controller import ReportKind
 from agent.api.service import BUS_NAME, INTERFACE, OBJECT_PATH
+from agent.bus.calls import call
 from agent.cli.errors import Command, Exit, NotRunningError, fail, guarded
 from agent.cli.output import add_json_flag, print_json
-from agent.os.dbus_calls import call
 
 INVALID_ARGS = "org.freedesktop.DBus.Error.InvalidArgs"
 # The agent is not there to answer: nobody owns its name (or it left mid-call).

@@ -155,6 +155,16 @@ def policy_from_mapping(
     return policy
 
 
+def filter_profile_from_mapping(data: Any, source: str = "<filter>") -> FilterProfile:
+    """A policy's `filter` table on its own (the standalone DNS filter's profile file):
+    the same keys, checks and defaults as in a policy; PolicyError naming every problem."""
+    ctx = _Ctx({})
+    profile = _filter(ctx, _table(ctx, ("filter",), data))
+    if ctx.problems or profile is None:
+        raise PolicyError(source, ctx.problems)
+    return profile
+
+
 def policy_to_mapping(policy: Policy) -> dict[str, Any]:
     """The effective policy as plain data in the file's structure (for `explain` and JSON)."""
     def ranges(rs: tuple[ClockRange, ...]) -> list[str]:

@@ -21,8 +21,8 @@ import os
 from dbus_fast import Variant
 from dbus_fast.aio import MessageBus
 
+from agent.bus.calls import call
 from agent.dev import devbus
-from agent.os.dbus_calls import call
 from agent.session.layer import SessionAgent, SessionConfig, SessionLayer
 
 log = logging.getLogger("minormode.dev")

@@ -1,6 +1,6 @@
 """The network filter as the daemon sees it: DNS filter + nft table, following the Decision.
 
-    net = NetworkFilter(filter_settings, child_uids=(uid,), events=sink, clock=trusted_now)
+    net = NetworkFilter(filter_settings, child_uids=(uid,), clock=trusted_now, events=sink)
     net.start(decision.filter, decision.policy_version)
     ...  # on every new Decision:
     net.update(decision.filter, decision.policy_version)
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 
 from agent.core.policy import FilterProfile
 from agent.filter import nft
@@ -30,15 +30,15 @@ class NetworkFilter:
         settings: FilterSettings,
         child_uids: tuple[int, ...],
         *,
+        clock: Callable[[], datetime],
         events: EventSink | None = None,
         nft_settings: nft.NftSettings | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         """`clock()` stamps DNS-block events: the daemon passes the trusted clock."""
         port = settings.listen[0][1]
         self.settings = settings
+        self.clock = clock  # stamps DNS_BLOCKED events (the daemon's trusted time)
         self.events = events
-        self.clock = clock
         self.nft_settings = nft_settings or nft.NftSettings(child_uids, port)
         if self.nft_settings.filter_port != port:
             raise ValueError(
@@ -55,8 +55,8 @@ class NetworkFilter:
     def start(self, profile: FilterProfile, version: int) -> None:
         self._nft = nft.Nft()
         self._filter = DnsFilter(
-            self.settings, profile, version, events=self.events,
-            learner=nft.NftSetLearner(self._nft), clock=self.clock,
+            self.settings, profile, version, clock=self.clock, events=self.events,
+            learner=nft.NftSetLearner(self._nft),
         )
         self._filter.start()
         try:
@@ -81,7 +81,7 @@ class NetworkFilter:
             self._filter.set_profile(profile, version)
 
     def _filter_profile(self) -> FilterProfile | None:
-        return self._filter._matcher.profile if self._filter is not None else None
+        return self._filter.profile if self._filter is not None else None
 
     def _apply(self, allowlist_only: bool) -> None:
         assert self._nft is not None

@@ -22,10 +22,10 @@ from dbus_fast import BusType, Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 from dbus_fast.errors import DBusError
 
+from agent.bus.background import BackgroundTasks
+from agent.bus.calls import add_match, call
 from agent.core import messages
 from agent.core.messages import Key
-from agent.os.background import BackgroundTasks
-from agent.os.dbus_calls import add_match, call
 
 log = logging.getLogger("minormode.helper")
 

@@ -24,9 +24,9 @@ from dbus_fast import BusType, Message, MessageType
 from dbus_fast.aio import MessageBus
 from dbus_fast.errors import DBusError
 
+from agent.bus.background import BackgroundTasks
+from agent.bus.calls import add_match, call, get_all
 from agent.core.accounts import uid_set
-from agent.os.background import BackgroundTasks
-from agent.os.dbus_calls import add_match, call, get_all
 
 log = logging.getLogger("minormode.logind")
 

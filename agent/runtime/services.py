@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING
 from agent.api.callers import ExeMapIdentifier
 from agent.api.guardian_service import guardian_object
 from agent.api.payments import PaymentsService
+from agent.bus.background import BackgroundTasks
 from agent.core.guardian_code import parse_secret
+from agent.execgate.appguard import AppGuard, AppGuardConfig
+from agent.execgate.catalogue import apps_by_executable
+from agent.execgate.table import GateConfig
 from agent.filter.server import FilterSettings
 from agent.filter.service import NetworkFilter
-from agent.os.appguard import AppGuard, AppGuardConfig
-from agent.os.background import BackgroundTasks
-from agent.os.catalogue import apps_by_executable
-from agent.os.gatetable import GateConfig
 from agent.runtime.agent import Agent
 from agent.runtime.config import DaemonConfig
 from agent.session.layer import SessionConfig, SessionLayer

@@ -8,8 +8,9 @@ clear metadata: even a count of "report" or "dns_blocked" events says something 
 the child. With the guardian's key, `kinds` opens the records and counts them by kind.
 
 Export writes the sealed segments as they are (plus the signed checkpoints and anchor) to
-one JSON file the guardian can take; `read_export` opens it with the guardian's key and
-checks its chain. Deletion removes every segment and purchase and keeps a signed receipt,
+one JSON file the guardian can take; `read_export` checks it exactly as the device checks
+its journal (`agent.store.chain.verify`: chain, anchor and checkpoint signatures) and
+opens it with the guardian's key. Deletion removes every segment and purchase and keeps a signed receipt,
 to be confirmed to the guardian once sync exists.
 """
 
@@ -23,19 +24,16 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from agent.store import seal
-from agent.store.journal import (
-    DeletionReceipt,
-    Journal,
-    JournalEntry,
-    SegmentInfo,
-    chain_hash,
-    decode_event,
-)
+from agent.store import chain, seal
+from agent.store.chain import Anchor, ChainRecord, Checkpoint
+from agent.store.journal import Journal, JournalEntry, decode_event
 from agent.store.ledger import Ledger
+from agent.store.retention import DeletionReceipt
+from agent.store.segments import SegmentInfo
 
 EXPORT_FORMAT = "minormode-journal-export/1"
 
@@ -73,11 +71,7 @@ def export(journal: Journal, path: Path) -> int:
     body["format"] = EXPORT_FORMAT
     body["suite"] = seal.SUITE_NAME
     body["record_aead"] = seal.RECORD_AEAD
-    body["device_public_key"] = (
-        journal.device_public_key()
-        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        .hex()
-    )
+    body["device_public_key"] = _raw(journal.device_public_key()).hex()
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -88,8 +82,14 @@ def export(journal: Journal, path: Path) -> int:
     return sum(len(s["records"]) for s in body["segments"])
 
 
-def read_export(path: Path, private_key: X25519PrivateKey) -> list[JournalEntry]:
-    """Open an export with the guardian's key; check the chain links as it goes."""
+def read_export(
+    path: Path, private_key: X25519PrivateKey, device_public_key: Ed25519PublicKey | None = None
+) -> list[JournalEntry]:
+    """Open an export with the guardian's key after checking it as the device checks its
+    journal (`chain.verify`): the chain, the anchor's and every checkpoint's signature.
+
+    `device_public_key` is the device key the guardian learnt at pairing; without it the
+    export's own key is used, which proves the export consistent, not who made it."""
     try:
         body: dict[str, Any] = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -97,7 +97,7 @@ def read_export(path: Path, private_key: X25519PrivateKey) -> list[JournalEntry]
     if body.get("format") != EXPORT_FORMAT:
         raise ExportError(f"{path}: format {body.get('format')!r}, expected {EXPORT_FORMAT}")
     try:
-        return _open_export(body, private_key, path)
+        return _open_export(body, private_key, device_public_key, path)
     except (seal.SealError, ExportError):
         raise
     except (KeyError, TypeError, ValueError, IndexError) as exc:
@@ -105,33 +105,58 @@ def read_export(path: Path, private_key: X25519PrivateKey) -> list[JournalEntry]
 
 
 def _open_export(
-    body: dict[str, Any], private_key: X25519PrivateKey, path: Path
+    body: dict[str, Any],
+    private_key: X25519PrivateKey,
+    device_public_key: Ed25519PublicKey | None,
+    path: Path,
 ) -> list[JournalEntry]:
-    rid = seal.recipient_id(private_key.public_key())
-    prev = bytes.fromhex(body["anchor"]["hash"])
-    expected = int(body["anchor"]["seq"]) + 1
-    out: list[JournalEntry] = []
-    for seg in body["segments"]:
-        uid = seg["uid"]
-        wraps = [k for k in seg["keys"] if k["recipient"] == rid]
-        aead = (
-            AESGCM(seal.unwrap_key(bytes.fromhex(wraps[0]["wrapped"]), private_key, uid))
-            if wraps
-            else None
+    exported_key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(body["device_public_key"]))
+    if device_public_key is not None and _raw(device_public_key) != _raw(exported_key):
+        raise ExportError(f"{path}: made by another device key than the one paired")
+    anchor = Anchor(
+        int(body["anchor"]["seq"]),
+        bytes.fromhex(body["anchor"]["hash"]),
+        bytes.fromhex(body["anchor"]["signature"]),
+    )
+    records = [
+        ChainRecord(
+            int(rec["seq"]),
+            str(seg["uid"]),
+            bytes.fromhex(rec["nonce"]),
+            bytes.fromhex(rec["ciphertext"]),
+            bytes.fromhex(rec["prev_hash"]),
+            bytes.fromhex(rec["hash"]),
         )
-        for rec in seg["records"]:
-            seq = int(rec["seq"])
-            nonce, ct = bytes.fromhex(rec["nonce"]), bytes.fromhex(rec["ciphertext"])
-            if seq != expected or bytes.fromhex(rec["prev_hash"]) != prev:
-                raise ExportError(f"{path}: record {expected} is missing or out of order")
-            digest = chain_hash(prev, seq, uid, nonce, ct)
-            if digest.hex() != rec["hash"]:
-                raise ExportError(f"{path}: record {seq} was changed")
-            prev, expected = digest, expected + 1
-            if aead is not None:
-                raw = seal.open_record(aead, uid, seq, nonce, ct)
-                out.append(JournalEntry(seq, uid, decode_event(raw)))
+        for seg in body["segments"]
+        for rec in seg["records"]
+    ]
+    checkpoints = [
+        Checkpoint(int(cp["seq"]), bytes.fromhex(cp["head"]), int(cp["at"]),
+                   bytes.fromhex(cp["signature"]))
+        for cp in body["checkpoints"]
+    ]
+    report = chain.verify(anchor, records, checkpoints, device_public_key or exported_key)
+    if not report.ok:
+        raise ExportError(f"{path}: record {report.first_bad}: {report.problem}")
+    rid = seal.recipient_id(private_key.public_key())
+    opened: dict[str, AESGCM] = {}
+    for seg in body["segments"]:
+        wraps = [k for k in seg["keys"] if k["recipient"] == rid]
+        if wraps:
+            uid = str(seg["uid"])
+            opened[uid] = AESGCM(seal.unwrap_key(bytes.fromhex(wraps[0]["wrapped"]), private_key, uid))
+    out: list[JournalEntry] = []
+    for rec in records:
+        assert rec.segment_uid is not None  # every exported record sits in its segment
+        aead = opened.get(rec.segment_uid)
+        if aead is not None:
+            raw = seal.open_record(aead, rec.segment_uid, rec.seq, rec.nonce, rec.ciphertext)
+            out.append(JournalEntry(rec.seq, rec.segment_uid, decode_event(raw)))
     return out
+
+
+def _raw(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
 def delete_everything(journal: Journal, ledger: Ledger | None, reason: str) -> DeletionReceipt:

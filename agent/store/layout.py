@@ -12,7 +12,7 @@ from pathlib import Path
 
 from agent.store import seal
 from agent.store.identity import ensure_device_key
-from agent.store.journal import Journal, JournalError, wall_clock
+from agent.store.journal import Journal, JournalError
 from agent.store.ledger import Ledger
 
 DEFAULT_STATE = Path("/var/lib/minormode")
@@ -40,9 +40,8 @@ class StoreLayout:
         """X25519 key sealing journal segments before a guardian is paired; root-only."""
         return self.state / "journal-local.key"
 
-    def open_journal(
-        self, *, writer: bool = True, clock: Callable[[], datetime] | None = None
-    ) -> Journal:
+    def open_journal(self, *, clock: Callable[[], datetime], writer: bool = True) -> Journal:
+        """`clock` stamps what the journal writes: the daemon's trusted time."""
         if not writer and not self.journal.exists():
             raise JournalError(f"no journal at {self.journal}")
         self.state.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -51,7 +50,7 @@ class StoreLayout:
             ensure_device_key(self.device_key),
             seal.ensure_local_key(self.local_seal_key),
             writer=writer,
-            clock=clock or wall_clock,
+            clock=clock,
         )
 
     def open_ledger(self) -> Ledger:

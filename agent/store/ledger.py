@@ -20,14 +20,14 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from agent.core.policy import SpendingCaps
 from agent.core.spending import SpendingError, judge, period_bounds, validate_request
-from agent.store.sqlite import immediate
+from agent.store.sqlite import from_micros, immediate, micros
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS purchases (
@@ -87,17 +87,8 @@ _COLUMNS = (
 )
 
 
-def _micros(at: datetime) -> int:
-    if at.tzinfo is None:
-        raise ValueError(f"instant {at!r} is not timezone-aware")
-    delta = at - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
 def _at(value: int | None) -> datetime | None:
-    if value is None:
-        return None
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=value)
+    return None if value is None else from_micros(value)
 
 
 def _row(r: Any) -> Purchase:
@@ -110,7 +101,7 @@ def _row(r: Any) -> Purchase:
         item=r[5],
         status=PurchaseStatus(r[6]),
         reason=r[7],
-        created_at=datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=r[8]),
+        created_at=from_micros(r[8]),
         expires_at=_at(r[9]),
         decided_at=_at(r[10]),
     )
@@ -166,7 +157,7 @@ class Ledger:
         (total,) = db.execute(
             "SELECT coalesce(sum(amount), 0) FROM purchases WHERE currency = ? "
             f"AND status IN {COUNTED!r} AND created_at >= ? AND created_at < ?",
-            (currency, _micros(start), _micros(end)),
+            (currency, micros(start), micros(end)),
         ).fetchone()
         return int(total)
 
@@ -174,7 +165,7 @@ class Ledger:
         """(spent today, spent this month) in the policy's timezone, pending included."""
         p = period_bounds(now, tz)
         with self._transaction() as db:
-            self._expire(db, _micros(now))
+            self._expire(db, micros(now))
             return (
                 self._spent(db, caps.currency, p.day_start, p.day_end),
                 self._spent(db, caps.currency, p.month_start, p.month_end),
@@ -197,7 +188,7 @@ class Ledger:
         _check_text("item", item, 200)
         _check_text("idempotency_key", idempotency_key, 128)
         _check_text("app_id", app_id, 255)
-        at = _micros(now)
+        at = micros(now)
         p = period_bounds(now, tz)
         with self._transaction() as db:
             self._expire(db, at)
@@ -254,7 +245,7 @@ class Ledger:
             db.execute(
                 "UPDATE purchases SET status = 'refunded', reason = 'refunded', decided_at = ? "
                 "WHERE request_id = ?",
-                (_micros(now), request_id),
+                (micros(now), request_id),
             )
             done = self._get(db, request_id)
         assert done is not None
@@ -263,7 +254,7 @@ class Ledger:
     def decide(self, request_id: str, approve: bool, now: datetime) -> Purchase:
         """The guardian's answer to a pending purchase; to be signalled by the broker."""
         with self._transaction() as db:
-            self._expire(db, _micros(now))
+            self._expire(db, micros(now))
             got = self._get(db, request_id)
             if got is None:
                 raise LedgerError("unknown_request", f"no purchase {request_id!r}")
@@ -274,7 +265,7 @@ class Ledger:
             db.execute(
                 "UPDATE purchases SET status = ?, reason = ?, decided_at = ?, announced = 0 "
                 "WHERE request_id = ?",
-                (status, reason, _micros(now), request_id),
+                (status, reason, micros(now), request_id),
             )
             done = self._get(db, request_id)
         assert done is not None
@@ -282,7 +273,7 @@ class Ledger:
 
     def expire(self, now: datetime) -> None:
         with self._transaction() as db:
-            self._expire(db, _micros(now))
+            self._expire(db, micros(now))
 
     def get(self, request_id: str) -> Purchase | None:
         with self._transaction() as db:
@@ -316,11 +307,11 @@ class Ledger:
             raise ValueError(f"retention_days must be at least 1, not {retention_days}")
         cutoff = min(now - timedelta(days=retention_days), period_bounds(now, tz).month_start)
         with self._transaction() as db:
-            self._expire(db, _micros(now))
+            self._expire(db, micros(now))
             n = db.execute(
                 "DELETE FROM purchases WHERE created_at < ? AND status != 'pending' "
                 "AND announced = 1",
-                (_micros(cutoff),),
+                (micros(cutoff),),
             ).rowcount
         return int(n)
 

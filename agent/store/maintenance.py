@@ -17,8 +17,9 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from agent.core.policy import Policy
-from agent.store.journal import Journal, PurgeResult
+from agent.store.journal import Journal
 from agent.store.ledger import Ledger
+from agent.store.retention import PurgeResult
 
 log = logging.getLogger(__name__)
 

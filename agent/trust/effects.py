@@ -20,8 +20,8 @@ from agent.core.grants import Grant, GrantKind, GrantSource
 from agent.core.parse import PolicyError, policy_from_mapping
 from agent.core.policy import Policy
 from agent.store.events import Event, EventKind, EventSink
-from agent.store.journal import DeletionReceipt
 from agent.store.ledger import LedgerError, PurchaseStatus
+from agent.store.retention import DeletionReceipt
 from agent.trust.store import Consent as StoredConsent
 from agent.trust.store import TrustStore
 from protocol.accept import Accepted

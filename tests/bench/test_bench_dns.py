@@ -206,11 +206,11 @@ def test_filter_vs_dnsmasq(tmp_path: Path, procs: Procs) -> None:
     dnsmasq_load_s = time.perf_counter() - t0
 
     profile = tmp_path / "profile.json"
-    profile.write_text(json.dumps({"block_categories": ["adult"]}))
+    profile.write_text(json.dumps({"block_categories": ["adult"], "safesearch": False, "youtube": "off"}))
     our_port = free_port()
     t0 = time.perf_counter()
     ours = procs.start(["taskset", "-c", server_cpu, sys.executable, "-m",
-                        "agent.filter.server", "--lists", str(out), "--upstream",
+                        "agent.filter.standalone", "--lists", str(out), "--upstream",
                         f"127.0.0.1:{up_port}", "--listen", f"127.0.0.1:{our_port}",
                         "--profile-json", str(profile)])
     wait_udp(our_port)

@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration" / "ex
 
 import gatekit
 
-from agent.os.catalogue import scan
-from agent.os.execgate import ExecGate
-from agent.os.gateproc import GateSupervisor
-from agent.os.gatetable import GateConfig, build_table
+from agent.execgate.catalogue import scan
+from agent.execgate.loop import ExecGate
+from agent.execgate.supervisor import GateSupervisor
+from agent.execgate.table import GateConfig, build_table
 
 pytestmark = [
     pytest.mark.bench,

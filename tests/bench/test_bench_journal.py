@@ -66,7 +66,7 @@ def _sealed_rate(journal: Journal, events: list[Event], batch: int) -> float:
 @pytest.mark.bench
 def test_bench_sealed_appends_vs_plain_sqlite(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "journal.db", Ed25519PrivateKey.generate(),
-                      X25519PrivateKey.generate())
+                      X25519PrivateKey.generate(), clock=lambda: datetime.now(UTC))
     journal.pair([X25519PrivateKey.generate().public_key()])
     plain = _plain(tmp_path / "plain.db")
     batched = _events(BATCH * BATCHES)

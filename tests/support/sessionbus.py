@@ -10,7 +10,7 @@ from typing import Any
 from dbus_fast import Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
-from agent.os.dbus_calls import call, get_property
+from agent.bus.calls import call, get_property
 
 LOGIN1 = "org.freedesktop.login1"
 MOCK = "org.freedesktop.DBus.Mock"

@@ -13,9 +13,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import gatekit
 
-from agent.os.catalogue import AppInfo
-from agent.os.execgate import Blocked, ExecGate
-from agent.os.gatetable import GateConfig, GateTable, build_table
+from agent.execgate.catalogue import AppInfo
+from agent.execgate.loop import Blocked, ExecGate
+from agent.execgate.table import GateConfig, GateTable, build_table
 
 
 @dataclass

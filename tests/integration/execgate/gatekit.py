@@ -16,8 +16,8 @@ from pathlib import Path
 
 from agent.core.decision import AppAccess
 from agent.core.policy import AppDefault, AppRules
-from agent.os.catalogue import AppInfo, scan
-from agent.os.gatetable import GateConfig
+from agent.execgate.catalogue import AppInfo, scan
+from agent.execgate.table import GateConfig
 
 CHILD_UID = 65534  # nobody: the child's stand-in (no test users are created)
 

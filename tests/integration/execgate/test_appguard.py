@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 import gatekit
 import pytest
 
-from agent.os.appguard import AppGuard, AppGuardConfig
-from agent.os.gatetable import GateConfig
+from agent.execgate.appguard import AppGuard, AppGuardConfig
+from agent.execgate.table import GateConfig
 from agent.store.events import EventKind, MemoryEventSink
 
 pytestmark = [

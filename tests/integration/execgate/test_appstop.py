@@ -15,11 +15,11 @@ from datetime import UTC, datetime, timedelta
 import gatekit
 import pytest
 
-from agent.os.appstop import AppStopper
-from agent.os.apptracker import AppTracker, Attributor, running_apps
-from agent.os.catalogue import scan
-from agent.os.execgate import ExecGate
-from agent.os.gatetable import GateConfig, build_table
+from agent.execgate.appstop import AppStopper
+from agent.execgate.apptracker import AppTracker, Attributor, running_apps
+from agent.execgate.catalogue import scan
+from agent.execgate.loop import ExecGate
+from agent.execgate.table import GateConfig, build_table
 from agent.store.events import EventKind, MemoryEventSink
 
 pytestmark = [

@@ -1,7 +1,7 @@
 """What stops code in places the child can write: noexec mounts, the gate, memfd_noexec.
 
 The child's "home" is a second private tmpfs mounted noexec,nosuid,nodev as provisioning
-mounts /home, /tmp, /media and /run/user (config/mounts). See agent/os/EXECGATE.md.
+mounts /home, /tmp, /media and /run/user (config/mounts). See agent/execgate/README.md.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def test_interpreter_reading_a_script_is_not_an_exec(home: Path) -> None:
     """The residual path, shown so nobody relies on noexec for it: `sh file` reads the file
     as data. What closes it is the gate refusing the interpreter to the child (an
     interpreter is OS base only if the session needs it) and no terminal app; see
-    EXECGATE.md."""
+    agent/execgate/README.md."""
     script = _child_file(home, "run.sh", text="echo ran\n")
     result = gatekit.as_child(["sh", str(script)])
     assert (result.returncode, result.stdout) == (0, "ran\n")

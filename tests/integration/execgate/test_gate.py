@@ -14,9 +14,9 @@ from typing import Any
 import gatekit
 import pytest
 
-from agent.os.catalogue import scan
-from agent.os.execgate import Blocked
-from agent.os.gatetable import GateReason
+from agent.execgate.catalogue import scan
+from agent.execgate.loop import Blocked
+from agent.execgate.table import GateReason
 
 pytestmark = [
     pytest.mark.root,

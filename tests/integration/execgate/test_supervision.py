@@ -28,10 +28,10 @@ from pathlib import Path
 import gatekit
 import pytest
 
-from agent.os.catalogue import AppInfo
-from agent.os.execgate import Blocked
-from agent.os.gateproc import GateOutage, GateStartError, GateSupervisor
-from agent.os.gatetable import GateConfig, build_table, table_to_json
+from agent.execgate.catalogue import AppInfo
+from agent.execgate.loop import Blocked
+from agent.execgate.supervisor import GateOutage, GateStartError, GateSupervisor
+from agent.execgate.table import GateConfig, build_table, table_to_json
 
 pytestmark = [
     pytest.mark.root,
@@ -141,7 +141,7 @@ def test_standalone_gate_killed_while_exec_waits_fails_open() -> None:
         apps, config = gatekit.layout(fs)
         table = build_table(apps, gatekit.access(blocked=["org.example.Game"]), config, 1)
         gate = subprocess.Popen(
-            [sys.executable, "-m", "agent.os.gateproc", "--mark", str(fs)],
+            [sys.executable, "-m", "agent.execgate.gate", "--mark", str(fs)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
@@ -352,8 +352,8 @@ _VFORK_PROBE = """
 import subprocess, sys
 sys.path.insert(0, sys.argv[2])
 import gatekit
-from agent.os.execgate import ExecGate
-from agent.os.gatetable import GateConfig, build_table
+from agent.execgate.loop import ExecGate
+from agent.execgate.table import GateConfig, build_table
 print(subprocess._USE_VFORK, subprocess._USE_POSIX_SPAWN)
 gate = ExecGate([sys.argv[1]], build_table({}, gatekit.access(), GateConfig(), 1))
 gate.start()

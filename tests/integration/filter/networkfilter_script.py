@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from agent.core.policy import FilterProfile, YouTubeMode
@@ -25,7 +26,7 @@ def table() -> str:
 def main() -> int:
     settings = FilterSettings(listen=(("127.0.0.1", 5301),), upstreams=(("10.53.0.1", 53),),
                               lists_dir=Path(sys.argv[1]))
-    net = NetworkFilter(settings, (65534,))
+    net = NetworkFilter(settings, (65534,), clock=lambda: datetime.now(UTC))
     steps: dict[str, bool | int] = {}
     net.start(profile(False), 1)
     steps["start"] = "@allow4" in table()

@@ -16,6 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,9 @@ pytestmark = [
 ]
 
 HERE = Path(__file__).parent
+# The standalone profile is a policy [filter] table, whose defaults turn SafeSearch on:
+# these tests are about the table and the lists, so they turn it off as before.
+OFF = {"safesearch": False, "youtube": "off"}
 CHILD = 65534
 PORT = 5300
 
@@ -71,12 +75,32 @@ class Netns:
         out = self.run(sys.executable, "-m", "agent.filter.nft", *args, check=False)
         assert out.returncode == 0, out.stderr
 
+    def start_agent(self, filter_table: str, lists: Path,
+                    *extra: str) -> tuple[subprocess.Popen[str], Path]:
+        """The real daemon in development mode with the DNS filter on; returns once it
+        enforces (the process and its state directory)."""
+        state = self.tmp / f"agent-state-{uuid.uuid4().hex}"
+        policy = self.tmp / f"policy-{uuid.uuid4().hex}.toml"
+        policy.write_text('version = 1\nage_band = "12-16"\ntimezone = "Asia/Shanghai"\n'
+                          + filter_table)
+        log = self.tmp / f"agent-{uuid.uuid4().hex}.log"
+        agent = self.spawn(sys.executable, "-m", "agent.daemon", "--dev", "--policy", str(policy),
+                           "--state", str(state), "--child-uid", str(CHILD), "--lists", str(lists),
+                           "--dns-upstream", "10.53.0.1:53", "--dns-listen", f"127.0.0.1:{PORT}",
+                           "--log-file", str(log), *extra)
+        deadline = time.monotonic() + 30
+        while "enforcing" not in (log.read_text() if log.exists() else ""):
+            assert agent.poll() is None, agent.stderr.read() if agent.stderr else ""
+            assert time.monotonic() < deadline, "the agent did not start"
+            time.sleep(0.1)
+        return agent, state
+
     def start_filter(self, profile: dict[str, object], lists: Path,
                      *extra: str) -> subprocess.Popen[str]:
         prof = self.tmp / f"profile-{uuid.uuid4().hex}.json"
         prof.write_text(json.dumps(profile))
         ready = self.tmp / f"ready-{uuid.uuid4().hex}"
-        p = self.spawn(sys.executable, "-m", "agent.filter.server", "--lists", str(lists),
+        p = self.spawn(sys.executable, "-m", "agent.filter.standalone", "--lists", str(lists),
                        "--upstream", "10.53.0.1:53", "--listen", f"127.0.0.1:{PORT}",
                        "--listen", f"[::1]:{PORT}", "--profile-json", str(prof),
                        "--ready-file", str(ready), "--nft-learn",
@@ -133,7 +157,7 @@ def lists(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_child_is_filtered_and_cannot_go_around_it(netns: Netns, lists: Path) -> None:
-    flt = netns.start_filter({"block_categories": ["adult"]}, lists)
+    flt = netns.start_filter({"block_categories": ["adult"], **OFF}, lists)
     netns.nft("apply", "--child-uid", str(CHILD), "--port", str(PORT), "--doh", "10.99.0.1")
     try:
         checks: list[list[object]] = [
@@ -168,7 +192,7 @@ def test_child_is_filtered_and_cannot_go_around_it(netns: Netns, lists: Path) ->
 
 
 def test_allowlist_only_reaches_only_learned_addresses(netns: Netns, lists: Path) -> None:
-    flt = netns.start_filter({"allowlist_only": True, "allow_domains": ["school.test"]}, lists)
+    flt = netns.start_filter({"allowlist_only": True, "allow": ["school.test"], **OFF}, lists)
     netns.nft("apply", "--child-uid", str(CHILD), "--port", str(PORT), "--allowlist-only")
     try:
         before = netns.probe(CHILD, [["tcp", "10.77.0.2", 443]])
@@ -199,7 +223,7 @@ def test_remove_leaves_no_table(netns: Netns) -> None:
 
 
 def test_filter_with_its_own_table_removes_it_on_exit(netns: Netns, lists: Path) -> None:
-    flt = netns.start_filter({"block_categories": ["adult"]}, lists, "--child-uid", str(CHILD))
+    flt = netns.start_filter({"block_categories": ["adult"], **OFF}, lists, "--child-uid", str(CHILD))
     try:
         child = netns.probe(CHILD, [["dns", "10.53.0.1", 53, "blocked.test"],
                                     ["tcp", "10.53.0.1", 853]])
@@ -223,23 +247,9 @@ def test_network_filter_follows_allowlist_only_switch(netns: Netns, lists: Path)
 def test_the_agent_daemon_runs_the_filter_from_its_policy(netns: Netns, lists: Path) -> None:
     """The real daemon wires the filter: the policy's categories and its own block list hold
     for the child, root is unaffected, and the table goes when the agent stops."""
-    state = netns.tmp / "agent-state"
-    policy = netns.tmp / "policy.toml"
-    policy.write_text(
-        'version = 1\nage_band = "12-16"\ntimezone = "Asia/Shanghai"\n'
-        '[filter]\nblock_categories = ["adult"]\nblock = ["guardian-says-no.test"]\n'
-    )
-    log = netns.tmp / "agent.log"
-    agent = netns.spawn(sys.executable, "-m", "agent.daemon", "--dev", "--policy", str(policy),
-                        "--state", str(state), "--child-uid", str(CHILD), "--lists", str(lists),
-                        "--dns-upstream", "10.53.0.1:53", "--dns-listen", f"127.0.0.1:{PORT}",
-                        "--log-file", str(log))
+    agent, _state = netns.start_agent(
+        '[filter]\nblock_categories = ["adult"]\nblock = ["guardian-says-no.test"]\n', lists)
     try:
-        deadline = time.monotonic() + 30
-        while "enforcing" not in (log.read_text() if log.exists() else ""):
-            assert agent.poll() is None, agent.stderr.read() if agent.stderr else ""
-            assert time.monotonic() < deadline, "the agent did not start"
-            time.sleep(0.1)
         checks: list[list[object]] = [
             ["dns", "10.53.0.1", 53, "www.blocked.test"],
             ["dns", "10.53.0.1", 53, "guardian-says-no.test"],
@@ -252,3 +262,25 @@ def test_the_agent_daemon_runs_the_filter_from_its_policy(netns: Netns, lists: P
         netns.stop(agent)
     out = netns.run("nft", "list", "tables", check=False)
     assert "minormode" not in out.stdout, "the agent left its nft table behind"
+
+
+def test_the_agents_dns_blocks_carry_its_trusted_time(netns: Netns, lists: Path) -> None:
+    """The daemon hands the filter the trusted clock its journal stamps with: on a simulated
+    timeline years from the wall clock, a DNS block is journalled at simulated time."""
+    start = datetime(2030, 1, 7, 10, 0, tzinfo=timezone(timedelta(hours=8)))
+    agent, state = netns.start_agent('[filter]\nblock_categories = ["adult"]\n', lists,
+                                     "--start", start.isoformat())
+    try:
+        assert netns.probe(CHILD, [["dns", "10.53.0.1", 53, "www.blocked.test"]]) == ["rcode3"]
+    finally:
+        netns.stop(agent)
+    read = netns.run(sys.executable, "-m", "agent.cli", "journal", "read", "--state", str(state),
+                     "--key", str(state / "journal-local.key"))
+    entries = [json.loads(line) for line in read.stdout.splitlines()]
+    blocked = [datetime.fromisoformat(e["at"]) for e in entries
+               if e["kind"] == "dns_blocked" and e["data"]["domain"] == "www.blocked.test"]
+    started = [datetime.fromisoformat(e["at"]) for e in entries if e["kind"] == "agent_start"]
+    assert len(blocked) == 1 and len(started) == 1, entries
+    # At 60x, the minute or so this test runs is an hour at most of simulated time.
+    assert started[0] <= blocked[0] < start + timedelta(hours=2), (start, started, blocked)
+    assert abs(datetime.now(UTC) - blocked[0]) > timedelta(days=300)

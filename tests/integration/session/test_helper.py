@@ -26,10 +26,10 @@ from support.sessionbus import CHILD_UID, FakeLogind, until
 
 from agent.api.agent_controller import AgentController
 from agent.api.service import AgentService
+from agent.bus.calls import call
 from agent.dev import devbus
 from agent.dev.clock import ManualClock
 from agent.helper.session_helper import SessionHelper
-from agent.os.dbus_calls import call
 from agent.os.logind import LogindWatcher
 from agent.os.session_enforcer import SessionEnforcer
 from agent.runtime.agent import Agent

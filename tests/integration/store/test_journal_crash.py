@@ -7,6 +7,7 @@ import random
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -26,7 +27,7 @@ from agent.store.journal import Journal
 
 d = Path(sys.argv[1])
 j = Journal(d / "journal.db", load_device_key(d / "device.key"),
-            seal.load_private_key(d / "local.key"))
+            seal.load_private_key(d / "local.key"), clock=lambda: datetime.now(UTC))
 batch = int(sys.argv[2])
 i = 0
 while True:
@@ -65,7 +66,7 @@ def test_kill_9_during_appends_loses_no_acknowledged_event(tmp_path: Path) -> No
     device = ensure_device_key(tmp_path / "device.key")
     local = seal.ensure_local_key(tmp_path / "local.key")
     guardian = X25519PrivateKey.generate()
-    with Journal(tmp_path / "journal.db", device, local) as j:
+    with Journal(tmp_path / "journal.db", device, local, clock=lambda: datetime.now(UTC)) as j:
         j.pair([guardian.public_key()])
     rng = random.Random(6)
     acked: list[int] = []
@@ -73,7 +74,7 @@ def test_kill_9_during_appends_loses_no_acknowledged_event(tmp_path: Path) -> No
         batch = 1 + (round_ % 3) * 7
         acked += _run_and_kill(tmp_path, batch, acks_before_kill=rng.randint(1, 60))
     assert acked, "the child never acknowledged anything"
-    with Journal(tmp_path / "journal.db", device, local) as j:
+    with Journal(tmp_path / "journal.db", device, local, clock=lambda: datetime.now(UTC)) as j:
         report = j.verify()
         assert report.ok, str(report)
         held = {e.seq for e in j.read(guardian)}

@@ -1,7 +1,7 @@
 """The DNS filter's qps and latency, measured the same way in the guest and on the host.
 
 A generated list (MM_BENCH_DOMAINS names, default 50,000) compiled by the real compiler,
-the standalone filter (`python -m agent.filter.server`) in front of the Python fake
+the standalone filter (`python -m agent.filter.standalone`) in front of the Python fake
 upstream, and dnsperf: the blocked and the forwarded path at full speed, then p50/p99 at
 a fixed 200 qps. Prints "@@MM bench.NAME=VALUE". The comparison with dnsmasq on 1M names
 is tests/bench/test_bench_dns.py (host only: the image carries no dnsmasq).
@@ -84,7 +84,7 @@ def main() -> None:
         blocked.write_text("".join(f"{n} A\n" for n in rng.sample(names, min(QUERIES, DOMAINS))))
         forwarded = work / "forwarded.txt"
         forwarded.write_text("".join(f"fwd{i}.allowed-{i % 89}.example A\n" for i in range(QUERIES)))
-        (work / "profile.json").write_text(json.dumps({"block_categories": ["adult"]}))
+        (work / "profile.json").write_text(json.dumps({"block_categories": ["adult"], "safesearch": False, "youtube": "off"}))
         up, port = free_port(), free_port()
         try:
             procs.append(subprocess.Popen(
@@ -92,7 +92,7 @@ def main() -> None:
                 stdout=subprocess.DEVNULL))
             wait_udp(up)
             procs.append(subprocess.Popen(
-                [sys.executable, "-m", "agent.filter.server", "--lists", str(work / "lists"),
+                [sys.executable, "-m", "agent.filter.standalone", "--lists", str(work / "lists"),
                  "--upstream", f"127.0.0.1:{up}", "--listen", f"127.0.0.1:{port}",
                  "--profile-json", str(work / "profile.json")], stderr=subprocess.DEVNULL))
             wait_udp(port)

@@ -80,8 +80,8 @@ def main() -> None:
     from agent.core.parse import default_policy
     from agent.core.policy import AgeBand
     from agent.core.usage import Usage
-    from agent.os.gateproc import GateSupervisor
-    from agent.os.gatetable import GateConfig, build_table
+    from agent.execgate.supervisor import GateSupervisor
+    from agent.execgate.table import GateConfig, build_table
 
     access = decide(default_policy(AgeBand.AGE_8_12), datetime(2026, 11, 23, 10, tzinfo=UTC), Usage()).apps
     variants = ("none", "uncached", "cached")

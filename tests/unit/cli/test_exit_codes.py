@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -65,7 +66,7 @@ def test_a_root_only_command_as_another_user_is_3(tmp_path: Path) -> None:
     assert done.returncode == Exit.UNAVAILABLE, done.stderr
     assert "only root" in done.stderr
     state = tmp_path / "state"
-    StoreLayout(state).open_journal().close()  # root's journal, in a 0700 directory
+    StoreLayout(state).open_journal(clock=lambda: datetime.now(UTC)).close()  # root's journal, in a 0700 directory
     done = ctl("journal", "verify", "--state", str(state), as_uid=NOBODY)
     assert done.returncode == Exit.UNAVAILABLE, done.stderr
     assert "Permission denied; run as root" in done.stderr

@@ -73,7 +73,7 @@ def test_simulate(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.fixture
 def state(tmp_path: Path) -> Path:
     d = tmp_path / "state"
-    with StoreLayout(d).open_journal() as j:
+    with StoreLayout(d).open_journal(clock=lambda: datetime.now(UTC)) as j:
         j.append([Event(EventKind.AGENT_START, datetime.now(UTC), {}),
                   Event(EventKind.DNS_BLOCKED, datetime.now(UTC), {"domain": "x.test"})])
     return d

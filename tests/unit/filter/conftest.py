@@ -81,8 +81,8 @@ def make_filter(
         )
         events = kw.pop("events", None)
         learner = kw.pop("learner", None)
-        flt = DnsFilter(settings, mkprofile(**kw), 1, events=events, learner=learner,
-                        clock=lambda: datetime(2026, 1, 1, tzinfo=UTC))
+        clock = kw.pop("clock", lambda: datetime(2026, 1, 1, tzinfo=UTC))
+        flt = DnsFilter(settings, mkprofile(**kw), 1, events=events, learner=learner, clock=clock)
         flt.start()
         made.append(flt)
         return flt

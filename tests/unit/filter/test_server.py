@@ -7,6 +7,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -193,7 +194,7 @@ def test_bad_listen_address_is_a_clear_error(
 ) -> None:
     settings = FilterSettings(listen=(("192.0.2.1", 53),), upstreams=(("127.0.0.1", 9),),
                               lists_dir=lists_dir)
-    flt = DnsFilter(settings, mkprofile(), 1)
+    flt = DnsFilter(settings, mkprofile(), 1, clock=lambda: datetime(2026, 1, 1, tzinfo=UTC))
     with pytest.raises(OSError, match=r"192\.0\.2\.1:53"):
         flt.open()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.os import apps_cli
+from agent.execgate import cli as apps_cli
 
 
 def _run(argv: list[str]) -> int:

@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 from agent.core.decision import AppAccess, AppBlockReason, AppVerdict
 from agent.core.policy import AppDefault, AppRules
-from agent.os.appstop import apps_to_stop, stop_message
-from agent.os.catalogue import AppInfo
-from agent.os.execgate import Blocked
-from agent.os.gateevents import blocked_event, blocked_message, outage_event
-from agent.os.gateproc import GateOutage
+from agent.execgate.appstop import apps_to_stop, stop_message
+from agent.execgate.catalogue import AppInfo
+from agent.execgate.events import blocked_event, blocked_message, outage_event
+from agent.execgate.loop import Blocked
+from agent.execgate.supervisor import GateOutage
 from agent.store.events import EventKind
 
 

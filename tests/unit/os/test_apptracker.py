@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from agent.core.usage import Interval
-from agent.os.apptracker import AppTracker, app_id_from_cgroup, app_id_from_unit
+from agent.execgate.apptracker import AppTracker, app_id_from_cgroup, app_id_from_unit
 
 KNOWN = {"org.gnome.Nautilus", "org.example.My-Game", "firefox"}
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.os.catalogue import (
+from agent.execgate.catalogue import (
     DesktopFileError,
     apps_by_executable,
     parse_desktop,

@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from agent.os import fanotify
+from agent.execgate import fanotify
 
 META = struct.Struct("=IBBHQii")
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.os import execgate
-from agent.os.execgate import GateLoop
-from agent.os.gatetable import GateConfig, build_table
+from agent.execgate import loop as execgate
+from agent.execgate.loop import GateLoop
+from agent.execgate.table import GateConfig, build_table
 
 TID = os.getpid()
 

@@ -10,8 +10,8 @@ import pytest
 
 from agent.core.decision import AppAccess
 from agent.core.policy import AppDefault, AppRules
-from agent.os.catalogue import AppInfo
-from agent.os.gatetable import (
+from agent.execgate.catalogue import AppInfo
+from agent.execgate.table import (
     FileRule,
     GateConfig,
     GateTable,

@@ -64,7 +64,7 @@ def test_device_cannot_decrypt_a_closed_segment_after_pairing(
     journal.close_segment()
     assert list(journal.read(keys.local)) == []  # local wraps gone, nothing for the device
     assert all(role == "guardian" for s in journal.segments() for role, _ in s.recipients)
-    assert journal._segment is None  # no segment key left in memory
+    assert journal._segments.current is None  # no segment key left in memory
     assert len(list(journal.read(keys.guardian))) == 3
 
 
@@ -118,7 +118,7 @@ def test_edit_is_found_at_the_edited_record(journal: Journal, keys: Keys, clock:
 def test_edit_with_rehashed_chain_is_caught_by_the_signed_checkpoints(
     journal: Journal, keys: Keys, clock: FakeClock
 ) -> None:
-    from agent.store.journal import chain_hash
+    from agent.store.chain import chain_hash
 
     _paired_with_records(journal, keys, clock)
     db = _raw(journal)
@@ -369,7 +369,7 @@ def test_every_tamper_is_found_exactly_where_it_happened(
 def test_closed_segments_keep_one_checkpoint_and_stay_verifiable(
     journal: Journal, keys: Keys, clock: FakeClock
 ) -> None:
-    from agent.store.journal import chain_hash
+    from agent.store.chain import chain_hash
 
     journal.pair([keys.guardian.public_key()])
     for ev in _events(clock, 6):

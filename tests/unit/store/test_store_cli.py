@@ -28,13 +28,13 @@ def state(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     """A state directory with a paired journal of 3 events and one before pairing."""
     d = tmp_path / "state"
     layout = StoreLayout(d)
-    with layout.open_journal() as j:
+    with layout.open_journal(clock=lambda: datetime.now(UTC)) as j:
         j.record(Event(EventKind.AGENT_START, datetime.now(UTC), {}))
     assert run("guardian-key", "new", "--out", str(tmp_path / "guardian.pem")) == 0
     pub = capsys.readouterr().out.strip()
     assert run("journal", "pair", "--state", str(d), "--guardian", pub) == 0
     assert "re-wrapped 1" in capsys.readouterr().out
-    with layout.open_journal() as j:
+    with layout.open_journal(clock=lambda: datetime.now(UTC)) as j:
         j.append([Event(EventKind.DNS_BLOCKED, datetime.now(UTC), {"domain": f"d{i}.test"})
                   for i in range(2)])
         j.record(Event(EventKind.REPORT, datetime.now(UTC), {"text": "someone was mean"}))
@@ -140,7 +140,7 @@ def test_unpair_deletes_and_forgets_the_guardian(state: Path, tmp_path: Path) ->
     assert run("data", "delete", "--state", str(state), "--yes", "--unpair",
                "--reason", "unpaired") == 0
     layout = StoreLayout(state)
-    with layout.open_journal() as j:
+    with layout.open_journal(clock=lambda: datetime.now(UTC)) as j:
         assert j.guardians() == []
         j.record(Event(EventKind.LOCK, datetime.now(UTC), {}))
         assert [role for s in j.segments() for role, _ in s.recipients] == ["device-local"]

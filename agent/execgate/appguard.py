@@ -21,13 +21,13 @@ from datetime import datetime
 
 from agent.core.decision import AppAccess, Decision
 from agent.core.usage import Interval
-from agent.os.appstop import AppStopper, StopResult
-from agent.os.apptracker import AppChanges, AppTracker, Attributor, running_apps
-from agent.os.catalogue import DEFAULT_DIRS, AppInfo, scan
-from agent.os.execgate import Blocked
-from agent.os.gateevents import blocked_event, blocked_message, outage_event
-from agent.os.gateproc import GateOutage, GateSupervisor
-from agent.os.gatetable import GateConfig, GateTable, build_table, loader_paths
+from agent.execgate.appstop import AppStopper, StopResult
+from agent.execgate.apptracker import AppChanges, AppTracker, Attributor, running_apps
+from agent.execgate.catalogue import DEFAULT_DIRS, AppInfo, scan
+from agent.execgate.events import blocked_event, blocked_message, outage_event
+from agent.execgate.loop import Blocked
+from agent.execgate.supervisor import GateOutage, GateSupervisor
+from agent.execgate.table import GateConfig, GateTable, build_table, loader_paths
 from agent.store.events import EventSink
 
 

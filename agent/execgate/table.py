@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from agent.core.decision import AppAccess
-from agent.os.catalogue import AppInfo, script_chain, walk_executables
+from agent.execgate.catalogue import AppInfo, script_chain, walk_executables
 
 
 class GateReason(StrEnum):
@@ -146,7 +146,7 @@ def build_table(
             rule = FileRule(app.app_id, verdict.allowed, reason)
         for exe in (*app.executables, *app.tree_files):
             add_inode(exe, rule)
-        if rule.allowed and app.interpreters:  # a script app runs its interpreter: EXECGATE.md
+        if rule.allowed and app.interpreters:  # a script app runs its interpreter: README.md
             for exe in app.executables:
                 add_chain(exe)
         for digest in app.hashes:
@@ -246,7 +246,7 @@ def hash_fd(fd: int, size_cap: int, deadline: float, chunk: int = 1 << 20) -> st
             raise TimeoutError(f"hashing fd {fd} took longer than {deadline} s")
 
 
-# JSON form, for the gate process (agent.os.gateproc).
+# JSON form, for the gate process (agent.execgate.supervisor).
 def table_to_json(table: GateTable) -> dict[str, Any]:
     c = table.config
     return {

@@ -18,7 +18,7 @@ from datetime import datetime
 import psutil
 
 from agent.core.usage import Interval
-from agent.os.catalogue import AppInfo, apps_by_executable, sha256_file
+from agent.execgate.catalogue import AppInfo, apps_by_executable, sha256_file
 
 _UNIT = re.compile(r"(?:^|/)(app-[^/]+?\.(?:scope|service))(?:/|$)")
 _ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")

@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from agent.core.decision import AppBlockReason
-from agent.os.catalogue import AppInfo
-from agent.os.execgate import Blocked
-from agent.os.gateproc import GateOutage
+from agent.execgate.catalogue import AppInfo
+from agent.execgate.loop import Blocked
+from agent.execgate.supervisor import GateOutage
 from agent.store.events import Event, EventKind
 
 

@@ -1,6 +1,6 @@
 """`minormodectl apps`: the installed-app catalogue as the guardian's rules editor sees it.
 
-Registered by agent.cli through COMMAND_MODULES ("agent.os.apps_cli").
+Registered by agent.cli through COMMAND_MODULES ("agent.execgate.cli").
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 
-from agent.os.catalogue import DEFAULT_DIRS, scan
+from agent.execgate.catalogue import DEFAULT_DIRS, scan
 
 
 def cmd_apps(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from agent.core.decision import AppAccess, AppBlockReason, AppVerdict
-from agent.os.catalogue import AppInfo
+from agent.execgate.catalogue import AppInfo
 from agent.store.events import Event, EventKind, EventSink
 
 

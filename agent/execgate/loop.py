@@ -19,9 +19,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from agent.os import fanotify
-from agent.os.gateledger import Ledger
-from agent.os.gatetable import GateReason, GateTable, Judgement, hash_fd, judge
+from agent.execgate import fanotify
+from agent.execgate.inflight import InFlightLedger
+from agent.execgate.table import GateReason, GateTable, Judgement, hash_fd, judge
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,10 @@ class Blocked:
     uid: int
 
 
-@dataclass
+@dataclass(slots=True)
 class GateStats:
+    """What the gate did since it started (tests and benchmarks read it)."""
+
     events: int = 0
     allowed: int = 0
     denied: int = 0
@@ -106,7 +108,7 @@ class GateLoop:
         on_blocked: Callable[[Blocked], None] | None = None,
         *,
         cache: bool = True,
-        ledger: Ledger | None = None,
+        ledger: InFlightLedger | None = None,
         after_read: Callable[[], None] | None = None,
     ) -> None:
         self.fan_fd = fan_fd

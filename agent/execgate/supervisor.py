@@ -1,9 +1,5 @@
-"""The exec gate in its own process, and the supervisor that owns its fanotify group.
-
-Why a process: a crash or a hang of the gate must not take the daemon with it, and the
-daemon's asyncio loop must never sit in the path of an exec. The gate process talks JSON
-lines: stdin brings tables and pings, stdout carries "ready", "blocked" and "pong".
-It never blocks on stdout (a full pipe drops reports, never an answer).
+"""The supervisor that owns the exec gate's fanotify group and keeps a gate process
+(`agent.execgate.gate`) answering it, in JSON lines (`agent.execgate.messages`).
 
 Fail-closed restarts (tests/integration/execgate/test_supervision.py measures them): a
 fanotify group lets every pending exec through when its last fd closes, so the
@@ -16,163 +12,35 @@ and handled the same way.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import errno
-import json
 import logging
 import os
 import select
-import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
-from agent.os import fanotify, gateledger
-from agent.os.execgate import Blocked, Bridge, GateLoop, create_group, uid_of
-from agent.os.gateledger import Ledger
-from agent.os.gatetable import GateTable, table_from_json, table_to_json
+from agent.execgate import fanotify, inflight
+from agent.execgate.inflight import InFlightLedger
+from agent.execgate.loop import Blocked, Bridge, create_group, uid_of
+from agent.execgate.messages import (
+    BlockedReport,
+    MessageError,
+    Ping,
+    Pong,
+    Ready,
+    SetTable,
+    ToGate,
+    decode_from_gate,
+    encode,
+)
+from agent.execgate.table import GateTable
 
 log = logging.getLogger(__name__)
-MAX_LINE = 4000  # < PIPE_BUF: a non-blocking write of a line is all or nothing
-
-
-# ---------------------------------------------------------------- the gate process
-
-
-class _Reporter:
-    """Non-blocking JSON-line writer: drops a line rather than wait on the supervisor."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.dropped = 0
-        os.set_blocking(fd, False)
-
-    def send(self, message: dict[str, Any]) -> None:
-        line = json.dumps(message, separators=(",", ":")).encode()[:MAX_LINE] + b"\n"
-        try:
-            os.write(self.fd, line)
-        except BlockingIOError:
-            self.dropped += 1
-
-
-def _first_line(fd: int) -> tuple[bytes, bytes]:
-    """Read up to the first newline from a raw fd (no buffered reader to lose data)."""
-    data = b""
-    while b"\n" not in data:
-        chunk = os.read(fd, 1 << 16)
-        if not chunk:
-            return b"", b""
-        data += chunk
-    line, _, rest = data.partition(b"\n")
-    return line, rest
-
-
-def serve(
-    fan_fd: int,
-    control_fd: int,
-    out_fd: int,
-    ledger: Ledger | None = None,
-    after_read: Callable[[], None] | None = None,
-    cache: bool = True,
-) -> int:
-    """Run the gate on `fan_fd` until `control_fd` reaches EOF (the supervisor closed it
-    or died). The first control line must be a table."""
-    first, pending = _first_line(control_fd)
-    if not first:
-        return 0
-    table = table_from_json(json.loads(first)["table"])
-    reporter = _Reporter(out_fd)
-    loop = GateLoop(
-        fan_fd,
-        table,
-        lambda b: reporter.send({"blocked": asdict(_short(b))}),
-        ledger=ledger,
-        after_read=after_read,
-        cache=cache,
-    )
-    reporter.send({"ready": table.generation, "pid": os.getpid()})
-    os.set_blocking(control_fd, False)
-    poller = select.poll()
-    poller.register(fan_fd, select.POLLIN)
-    poller.register(control_fd, select.POLLIN)
-    try:
-        while True:
-            for fd, _ in poller.poll():
-                if fd == fan_fd:
-                    while loop.handle_batch():
-                        pass
-                    continue
-                try:
-                    chunk = os.read(control_fd, 1 << 20)
-                except BlockingIOError:
-                    continue
-                if not chunk:
-                    return 0
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    message = json.loads(line)
-                    if "table" in message:
-                        loop.swap(table_from_json(message["table"]))
-                    elif "ping" in message:
-                        reporter.send({"pong": message["ping"], "events": loop.stats.events})
-    finally:
-        while loop.handle_batch():
-            pass
-
-
-def _short(blocked: Blocked) -> Blocked:
-    """Keep a report line under PIPE_BUF: very long paths are shortened."""
-    if len(blocked.path) <= 1024:
-        return blocked
-    return Blocked(blocked.app_id, blocked.reason, "..." + blocked.path[-1000:], blocked.uid)
-
-
-def _stop_self_once() -> Callable[[], None]:
-    done = False
-
-    def stop() -> None:
-        nonlocal done
-        if not done:
-            done = True
-            os.kill(os.getpid(), signal.SIGSTOP)
-
-    return stop
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m agent.os.gateproc")
-    parser.add_argument("--fan-fd", type=int, help="the supervisor's fanotify group (inherited)")
-    parser.add_argument("--ledger-fd", type=int, help="the supervisor's in-flight ledger")
-    parser.add_argument("--mark", action="append", default=[], help="without --fan-fd: gate this fs")
-    parser.add_argument("--mount", action="store_true", help="mark the mount, not the fs")
-    # Test seam: stop (SIGSTOP) after the first read, so a test can kill the gate while
-    # it holds events it has read but not answered.
-    parser.add_argument("--stop-after-first-read", action="store_true", help=argparse.SUPPRESS)
-    # Benchmark seam: no ignore marks, so every exec wakes the gate.
-    parser.add_argument("--no-cache", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.fan_fd is None:
-        if not args.mark:
-            parser.error("give --fan-fd or at least one --mark")
-        kind = fanotify.FAN_MARK_MOUNT if args.mount else fanotify.FAN_MARK_FILESYSTEM
-        fan_fd = create_group(args.mark, kind)  # standalone: the group dies with us
-    else:
-        fan_fd = args.fan_fd
-    ledger = Ledger(args.ledger_fd) if args.ledger_fd is not None else None
-    after_read = _stop_self_once() if args.stop_after_first_read else None
-    # The supervisor's death closes stdin: EOF ends the gate (no PDEATHSIG, which follows
-    # the spawning *thread*, not the process).
-    return serve(fan_fd, sys.stdin.fileno(), sys.stdout.fileno(), ledger, after_read, not args.no_cache)
-
-
-# ---------------------------------------------------------------- the supervisor
-
 SWEEP_FDS = 1024  # event fd numbers a dead gate may have held (its fd table's low end)
 
 
@@ -270,7 +138,7 @@ class GateSupervisor:
         self._reader: _LineReader | None = None
         self._fan_fd: int | None = None
         self._ledger_fd: int | None = None
-        self._ledger: Ledger | None = None
+        self._ledger: InFlightLedger | None = None
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._ready = threading.Event()
@@ -283,8 +151,8 @@ class GateSupervisor:
         return self._proc.pid if self._proc else None
 
     def start(self) -> None:
-        self._ledger_fd = gateledger.create()
-        self._ledger = Ledger(self._ledger_fd)
+        self._ledger_fd = inflight.create()
+        self._ledger = InFlightLedger(self._ledger_fd)
         self._fan_fd = create_group(self.marks, self.mark_kind)
         self._spawn(self.gate_args)
         if not self._ready.wait(self.ready_timeout):
@@ -305,7 +173,7 @@ class GateSupervisor:
         call it off the event loop (`asyncio.to_thread`)."""
         with self._lock:
             self.table = table
-            self._send({"table": table_to_json(table)})
+            self._send(SetTable(table))
 
     def stop(self) -> None:
         """Stop the gate (it answers what it has read), then close the group: from here
@@ -337,7 +205,7 @@ class GateSupervisor:
         if self._fan_fd is None:  # released after repeated failures: a fresh group
             self._fan_fd = create_group(self.marks, self.mark_kind)
         assert self._ledger_fd is not None
-        args = [self.python, "-m", "agent.os.gateproc", "--fan-fd", str(self._fan_fd)]
+        args = [self.python, "-m", "agent.execgate.gate", "--fan-fd", str(self._fan_fd)]
         args += ["--ledger-fd", str(self._ledger_fd), *extra]
         self._ready.clear()
         # The new gate's own exec waits on this group when "/" is marked: answer meanwhile.
@@ -352,7 +220,7 @@ class GateSupervisor:
             with self._lock:
                 self._proc = proc
                 self._reader = _LineReader(proc.stdout.fileno())
-                self._send({"table": table_to_json(self.table)})
+                self._send(SetTable(self.table))
             self._read_until_ready(proc)
 
     def _read_until_ready(self, proc: subprocess.Popen[bytes]) -> None:
@@ -370,26 +238,26 @@ class GateSupervisor:
     def _handle(self, line: bytes) -> bool:
         """Dispatch one line from the gate; True if it was "ready"."""
         try:
-            message = json.loads(line)
-        except ValueError:
+            message = decode_from_gate(line)
+        except MessageError:
             log.error("exec gate: unreadable report %r", line[:200])
             return False
-        if "ready" in message:
+        if isinstance(message, Ready):
             self._last_pong = time.monotonic()
             self._ready.set()
             return True
-        if "pong" in message:
+        if isinstance(message, Pong):
             self._last_pong = time.monotonic()
-        elif "blocked" in message and self.on_blocked is not None:
-            self.on_blocked(Blocked(**message["blocked"]))
+        elif isinstance(message, BlockedReport) and self.on_blocked is not None:
+            self.on_blocked(message.blocked)
         return False
 
-    def _send(self, message: dict[str, Any]) -> None:
+    def _send(self, message: ToGate) -> None:
         proc = self._proc
         if proc is None or proc.stdin is None or proc.stdin.closed:
             return
         try:
-            proc.stdin.write(json.dumps(message).encode() + b"\n")
+            proc.stdin.write(encode(message))
             proc.stdin.flush()
         except OSError as exc:
             if exc.errno not in (errno.EPIPE, errno.EINVAL):
@@ -475,13 +343,10 @@ class GateSupervisor:
                 continue
             with self._lock:
                 self._ping_seq += 1
-                self._send({"ping": self._ping_seq})
+                self._send(Ping(self._ping_seq))
 
     def _kill(self) -> None:
         proc = self._proc
         if proc and proc.poll() is None:
             proc.kill()
 
-
-if __name__ == "__main__":
-    sys.exit(main())

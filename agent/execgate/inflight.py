@@ -26,7 +26,9 @@ def create() -> int:
     return fd
 
 
-class Ledger:
+class InFlightLedger:
+    """The ledger over a `create()`d file; the gate writes it, the supervisor reads it."""
+
     def __init__(self, fd: int) -> None:
         self._map = mmap.mmap(fd, SIZE)
 
