@@ -372,6 +372,12 @@ class Journal:
         return retention.receipts(self._db, unsynced_only)
 
     @_locked
+    def wire_range(self, after: int, limit: int = 2000) -> journaldb.WireRange:
+        """Records after seq `after` for an upload to the dashboard (sealed as stored)."""
+        with journaldb.snapshot(self._db) as db:
+            return journaldb.wire_range(db, after, limit)
+
+    @_locked
     def export_rows(self) -> dict[str, Any]:
         """Everything held, still sealed, as plain data (for `datarights.export`)."""
         with journaldb.snapshot(self._db) as db:

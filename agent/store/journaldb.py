@@ -12,11 +12,12 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agent.store import retention
-from agent.store.chain import ChainRecord, Checkpoint
+from agent.store.chain import Anchor, ChainRecord, Checkpoint
 from agent.store.sqlite import from_micros
 
 SCHEMA = """
@@ -150,3 +151,45 @@ def export_rows(db: sqlite3.Connection) -> dict[str, Any]:
             for cp in checkpoints(db)
         ],
     }
+
+
+@dataclass(frozen=True)
+class WireRange:
+    """Records after a seq as they travel to the dashboard (PROTOCOL.md §11): sealed, with
+    their segments' guardian key wraps (never a device-local wrap) and the signed
+    checkpoints in the range. Records of a segment not sealed to any guardian (written
+    while unpaired) stop the range: nothing readable only by the device leaves it."""
+
+    head: int  # the journal's last seq
+    base_seq: int  # where the surviving chain starts (a purge anchor), 0 if none
+    anchor: Anchor | None  # the signed anchor, when the range starts right after it
+    records: list[tuple[int, str, bytes, bytes]]  # (seq, segment uid, nonce, ciphertext)
+    segments: dict[str, list[tuple[str, bytes]]]  # uid -> [(recipient hex, wrapped)]
+    checkpoints: list[Checkpoint]
+
+
+def wire_range(db: sqlite3.Connection, after: int, limit: int) -> WireRange:
+    last, _ = head(db)
+    anchor = retention.load_anchor(db)
+    start = max(after, anchor.seq)
+    uids = dict(db.execute("SELECT id, uid FROM segments").fetchall())
+    wraps: dict[int, list[tuple[str, bytes]]] = {}
+    for seg_id, rid, w in db.execute(
+            "SELECT segment_id, recipient, wrapped FROM segment_keys WHERE role = 'guardian' "
+            "ORDER BY segment_id, recipient"):
+        wraps.setdefault(seg_id, []).append((rid, bytes(w)))
+    records: list[tuple[int, str, bytes, bytes]] = []
+    segments: dict[str, list[tuple[str, bytes]]] = {}
+    for seq, seg_id, nonce, ct in db.execute(
+            "SELECT seq, segment_id, nonce, ciphertext FROM records WHERE seq > ? ORDER BY seq LIMIT ?",
+            (start, limit)):
+        if seg_id not in wraps or seg_id not in uids:
+            break
+        records.append((int(seq), uids[seg_id], bytes(nonce), bytes(ct)))
+        segments.setdefault(uids[seg_id], wraps[seg_id])
+    hi = records[-1][0] if records else start
+    cps = [Checkpoint(q, bytes(h), at, bytes(sig)) for q, h, at, sig in db.execute(
+        "SELECT seq, head, at, signature FROM checkpoints WHERE seq > ? AND seq <= ? ORDER BY seq",
+        (start, hi))]
+    follows_anchor = anchor.seq > 0 and records and records[0][0] == anchor.seq + 1
+    return WireRange(last, anchor.seq, anchor if follows_anchor else None, records, segments, cps)
