@@ -29,11 +29,14 @@ steps = st.lists(st.tuples(st.integers(1, 3600), st.booleans(), clock_moves), mi
 def _play(script: list[tuple[int, bool, object]], tamper: bool) -> tuple[list[int], float]:
     """Run the script through the trusted clock and the core; return the allowed-use
     seconds and the remaining seconds seen at each step."""
-    mark: Watermark | None = None
     tracker, stored = ActivityTracker(), Usage()
     true = START
     wall_offset, zone = timedelta(0), "Asia/Shanghai"
     boottime = BOOT
+    # The device knew the true time before the child touched the clock (first boot sets it
+    # from the factory, NTP or the dashboard's signed time): a wall clock moved before the
+    # very first reading is adopted as it is, a limit written in agent/core/clock.py.
+    mark: Watermark | None = advance(None, ClockReading(true, boottime, "boot", zone))[0]
     remaining: list[int] = []
     allowed_use = 0.0
     for wait, wants, move in script:
