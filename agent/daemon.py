@@ -16,13 +16,23 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from agent.core.calendar import local_day, zone
+from agent.execgate.appguard import BaseError
 from agent.os.clocksource import ClockSource, SystemClock
+from agent.runtime import logs
 from agent.runtime.agent import Agent
 from agent.runtime.clock import TrustedClock
 from agent.runtime.config import DaemonConfig, parse_config
+from agent.runtime.notify import ServiceNotifier
 from agent.runtime.services import Services
+from agent.store.floodsink import FloodSink
 from agent.store.layout import StoreLayout
+from agent.store.queueing import QueueingSink
+from agent.store.recovery import StorageHealth
 from agent.store.state import StateStore
+from agent.sync.daily import DailyCounts, TallyingSink
+from agent.sync.requests import RequestCollector
+from agent.sync.store import SYNC_DB
 from agent.trust.layer import TrustLayer
 
 log = logging.getLogger("minormode.agent")
@@ -36,16 +46,19 @@ def _clock_source(config: DaemonConfig) -> ClockSource:
     return SystemClock()
 
 
-def _configure_logging(config: DaemonConfig) -> None:
-    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        **({"filename": str(config.log_file)} if config.log_file else {"stream": sys.stderr}))
+def _reload(agent: Agent) -> tuple[bool, str, int]:
+    """SIGHUP: the policy file again; the version in force afterwards, whichever it is."""
+    result = agent.load_policy()
+    return result.ok, result.message, agent.policy.version
 
 
 async def _serve(agent: Agent, services: Services) -> None:
     loop = asyncio.get_running_loop()
+    notifier = ServiceNotifier()
+    agent.subscribe(notifier.decided)
     loop.add_signal_handler(signal.SIGTERM, agent.stop)
     loop.add_signal_handler(signal.SIGINT, agent.stop)
-    loop.add_signal_handler(signal.SIGHUP, agent.load_policy)
+    loop.add_signal_handler(signal.SIGHUP, notifier.reload, lambda: _reload(agent))
     try:
         await services.start()
         await agent.run()
@@ -55,16 +68,24 @@ async def _serve(agent: Agent, services: Services) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse_config(argv)
-    _configure_logging(config)
+    logs.configure(config.log_level, config.log_file)
     config.state.mkdir(parents=True, exist_ok=True, mode=0o700)
     store = StateStore(config.state / "state.sqlite")
     clock = TrustedClock(_clock_source(config), store.load_watermark())
     layout = StoreLayout(config.state)
     journal = layout.open_journal(clock=clock.latest)
-    clock.record_events_to(journal)
+    counts = DailyCounts(config.state / SYNC_DB)
+    storage = StorageHealth()  # a full disk: enforce from memory, locked (agent.store.queueing)
+    queue = QueueingSink(journal, storage, clock.latest)
+    tallied = TallyingSink(queue, counts, lambda: agent.policy.timezone)  # the journal, counted
+    events = FloodSink(tallied, clock.latest)  # what the child can cause at will, bounded
     ledger = layout.open_ledger()
-    agent = Agent(store, clock, config.policy, config.band, events=journal)
+    agent = Agent(store, clock, config.policy, config.band, events=events, storage=storage)
+    agent.retention_hooks.append(
+        lambda cutoff: counts.purge_before(local_day(cutoff, zone(agent.policy.timezone))))
+    clock.record_events_to(events)  # after the Agent: counting an event needs the policy's timezone
     trust = TrustLayer(config.state, agent, journal, ledger, clock.latest)  # before the policy file
+    tallied.also = RequestCollector(trust, lambda: int(clock.latest().timestamp()))
     result = agent.load_policy()
     if not result.ok:
         log.warning("running with policy version %d (%s)", agent.policy.version,
@@ -73,8 +94,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("development mode: simulated clock at %gx from %s; the simulated child uses the "
                  "device whenever it is unlocked. Ctrl-C stops.", config.speed, config.start.isoformat())
     try:
-        asyncio.run(_serve(agent, Services(agent, config, journal, ledger, clock.latest, trust)))
+        services = Services(agent, config, journal, ledger, clock, trust, counts, tallied.also, events, queue)
+        asyncio.run(_serve(agent, services))
+    except BaseError as exc:  # the manufacturer's settings, like a bad option: said, not a traceback
+        log.error("not starting: %s", exc)
+        return 2
     finally:
+        counts.flush()
+        counts.close()
         trust.close()
         journal.close()
         ledger.close()

@@ -80,8 +80,12 @@ def run(args: argparse.Namespace) -> int:
         print("minormode firstboot: already paired with a guardian")
     else:
         code = str(record["pairing_code"])
-        print(f"minormode firstboot: pairing mode: open {factory['dashboard_url']} "
-              f"and enter code {code[:4]}-{code[4:]}")
+        if factory.get("dashboard_url"):
+            print(f"minormode firstboot: pairing mode: open {factory['dashboard_url']} "
+                  f"and enter code {code[:4]}-{code[4:]}")
+        else:
+            print(f"minormode firstboot: offline only (no dashboard_url in the factory settings); "
+                  f"pairing code {code[:4]}-{code[4:]}")
     return 0
 
 

@@ -66,6 +66,19 @@ band=$(PYTHONPATH=$repo python3 -m agent.factory "$factory" default_age_band) \
 policy=$repo/config/policies/$band.toml
 [ -f "$policy" ] || die "no default policy for age band $band ($policy)"
 note "factory: $factory (age band $band, policy $(basename "$policy"))"
+work=$(mktemp -d /var/tmp/minormode-build.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+# The agent's settings from the factory's: the DNS filter's resolvers, the dashboard (or
+# offline only), said here on every build, cached or not.
+dashboard_ca=$(PYTHONPATH=$repo python3 -m agent.factory "$factory" dashboard_ca)
+if [ -n "$dashboard_ca" ]; then
+  case $dashboard_ca in /*) ;; *) dashboard_ca=$(dirname "$factory")/$dashboard_ca ;; esac
+  [ -f "$dashboard_ca" ] || die "dashboard_ca $dashboard_ca (factory settings): no such file"
+  grep -q -- '-----BEGIN CERTIFICATE-----' "$dashboard_ca" \
+    || die "dashboard_ca $dashboard_ca: not a PEM certificate file"
+fi
+PYTHONPATH=$repo python3 "$here/lib/agent_conf.py" "$factory" "$work/20-factory.conf" \
+  || die "cannot make the agent's settings from $factory (see above)"
 if ! mountpoint -q /proc/sys/fs/binfmt_misc; then
   note "mounting binfmt_misc"
   mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
@@ -110,10 +123,8 @@ note "kernel $kver"
 progress "the agent: wheel and its arm64 dependencies"
 py=${PYTHON:-python3}
 [ -x "$repo/.venv/bin/python" ] && py=$repo/.venv/bin/python
-work=$(mktemp -d /var/tmp/minormode-build.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-mapfile -t agent_sources < <(cd "$repo" && find agent -name '*.py' -o -name '*.c' | sort)
-agent_key=$(hash_files "$repo/pyproject.toml" "${agent_sources[@]/#/$repo/}")
+mapfile -t agent_sources < <(cd "$repo" && find agent -name '*.py' -o -name '*.c' -o -name '*.po' | sort)
+agent_key=$(hash_files "$repo/pyproject.toml" "$repo/setup.py" "${agent_sources[@]/#/$repo/}")
 SOURCE_DATE_EPOCH=1700000000 "$py" -m pip wheel -q --no-deps -w "$work/agent" "$repo" >/dev/null
 wheel=$(ls "$work"/agent/minormode-*.whl)
 agent_version=$(basename "$wheel" | cut -d- -f2)
@@ -133,8 +144,9 @@ fi
 note "$(ls "$wheels_dir" | wc -l) dependency wheels"
 
 progress "image layer: agent, units, lockdown, settings ($variant)"
-layer_inputs=("$here/build.sh" "$here"/lib/* "$here/agent.env" "$factory" "$policy")
-mapfile -t config_files < <(find "$repo/config/sysctl.d" "$repo/config/dbus" "$repo/config/udisks2" -type f | sort)
+layer_inputs=("$here/build.sh" "$here"/lib/* "$factory" "$policy" "$repo/config/agent.conf" "$here"/agent.conf.d/*)
+[ -z "$dashboard_ca" ] || layer_inputs+=("$dashboard_ca")
+mapfile -t config_files < <(find "$repo/config/sysctl.d" "$repo/config/dbus" "$repo/config/udisks2" "$repo/config/lockdown" "$repo/config/polkit" -type f | sort)
 layer_inputs+=("${config_files[@]}")
 mapfile -t unit_files < <(find "$repo/systemd" -type f | sort)
 mapfile -t overlay_files < <(find "$here/overlay" -type f | sort)
@@ -143,7 +155,9 @@ if [ "$variant" = test ]; then
   mapfile -t guest_files < <(find "$repo/tests/qemu/guest" -type f | sort)
   layer_inputs+=("${guest_files[@]}")
 fi
-image_key=$(hash_text "$base_key $kernel_key $agent_key $wheels_key $variant $(hash_files "${layer_inputs[@]}")")
+# the rendered agent settings by content (their file's name is a fresh temporary one)
+settings_key=$(sha256sum < "$work/20-factory.conf" | cut -c1-16)
+image_key=$(hash_text "$base_key $kernel_key $agent_key $wheels_key $variant $settings_key $(hash_files "${layer_inputs[@]}")")
 image_dir=$cache/image-$image_key
 name=minormode-$variant
 if [ -f "$image_dir/manifest.json" ]; then
@@ -151,9 +165,10 @@ if [ -f "$image_dir/manifest.json" ]; then
 else
   rm -rf "$image_dir.part"
   mkdir -p "$image_dir.part"
-  MM_REPO=$repo MM_HERE=$here MM_VARIANT=$variant MM_FACTORY=$factory MM_POLICY=$policy \
+  MM_REPO=$repo MM_PY=$py MM_HERE=$here MM_VARIANT=$variant MM_FACTORY=$factory MM_POLICY=$policy \
   MM_BASE_TAR=$base_tar MM_KERNEL_DIR=$kernel_dir MM_KVER=$kver MM_WHEEL=$wheel \
   MM_WHEELS=$wheels_dir MM_WORK=$work MM_OUT=$image_dir.part MM_NAME=$name \
+  MM_FACTORY_CONF=$work/20-factory.conf MM_DASHBOARD_CA=$dashboard_ca \
   MM_KEYS="base=$base_key kernel=$kernel_key agent=$agent_key wheels=$wheels_key image=$image_key" \
     "$here/lib/layer.sh"
   rm -rf "$image_dir"

@@ -5,7 +5,8 @@ importing each other. Modules: `encoding` (bytes, strict JSON), `keys` (key bund
 `envelope` (signed messages), `keyring` (the family's guardians and devices), `sealing`
 (multi-recipient HPKE), `messages` (payload values), `compose` (sign and seal), `accept`
 (what a device accepts), `pairing` (the two sides' state machines and the SAS), `guardian`
-(a reference guardian client).
+(a reference guardian client), `journal` (the journal's wire format and the server's check of
+an upload), `server` (what the dashboard signs, and the device's log-in message).
 """
 
-PROTOCOL_VERSION = "1.0"
+PROTOCOL_VERSION = "1.1"

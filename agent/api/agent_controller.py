@@ -12,6 +12,7 @@ Written against `agent.api.port.AgentPort`, never against the runtime's Agent cl
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -20,13 +21,17 @@ from pathlib import Path
 
 from agent.api.controller import AdminResult, CodeResult, LimitExceededError, ReportKind, Status
 from agent.api.port import AgentPort
-from agent.core import guardian_code, messages
+from agent.core import guardian_code
+from agent.core.flood import Admit, own_gates
 from agent.core.grants import Grant, GrantKind, GrantSource, TimeRequest
+from agent.locale import messages
 from agent.store.events import Event, EventKind
 
 MAX_PENDING = 20
 AnswerHook = Callable[[str, bool, int, str], None]
 SecretSource = Callable[[], tuple[bytes, int] | None]
+SyncFacts = Callable[[], tuple[str, int, int]]  # (policy signer, last contact, pending uploads)
+FilterFacts = Callable[[], tuple[str, int]]  # (filter problems, DNS events dropped)
 
 
 class AgentController:
@@ -39,7 +44,12 @@ class AgentController:
         self.secret = guardian_secret
         self.unlock_minutes = unlock_minutes
         self.secret_source = secret_source
+        self.sync_facts: SyncFacts = lambda: ("", 0, 0)  # the trust and sync layers set it
+        self.filter_facts: FilterFacts = lambda: ("", 0)  # the network filter, when it runs
         self.answered = answered  # the service's request_answered, to tell the child
+        # Every write a call can cause passes the flood gates first. The daemon sets the
+        # FloodSink's `admit` (its refusal counts reach the journal); gates of its own otherwise.
+        self.admit: Admit = own_gates(time.monotonic)
         self.code_state = agent.store.guardian_code_state()
         self.pending: dict[str, TimeRequest] = {r.id: r for r in agent.store.pending_requests()}
 
@@ -56,24 +66,35 @@ class AgentController:
         lang = policy.enforcement.language
         if d is None:
             return Status(True, policy.age_band.value, False, "", "", -1, 0, 0, -1, lang,
-                          policy.version)
+                          policy.version, timezone=policy.timezone)
         reason = d.reason
+        signer, contact, pending = self.sync_facts()
+        problems, dropped = self.filter_facts()
         return Status(
             minor_mode=d.minor_mode,
             age_band=policy.age_band.value,
             locked=d.locked,
             lock_reason=reason.value if reason else "",
-            lock_message=messages.lock_reason(reason, lang) if reason else "",
+            lock_message=messages.time_up(reason, lang, lock_screen=d.lock_screen,
+                                          emergency_only=d.apps.emergency_only,
+                                          back=messages.back_at(d)) if reason else "",
             remaining_seconds=-1 if d.remaining_seconds is None else d.remaining_seconds,
             next_change=int(d.next_change.at.timestamp()) if d.next_change else 0,
             used_seconds=d.used_seconds,
             budget_seconds=-1 if d.budget_seconds is None else d.budget_seconds,
             language=lang,
             policy_version=d.policy_version,
+            policy_signer=signer,
+            last_contact=contact,
+            pending_uploads=pending,
+            filter_problems=problems,
+            dns_events_dropped=dropped,
+            timezone=policy.timezone,
         )
 
     def request_more_time(self, minutes: int, note: str) -> str:
-        if len(self.pending) >= MAX_PENDING:
+        if len(self.pending) >= MAX_PENDING or not self.admit(EventKind.TIME_REQUESTED,
+                                                              EventKind.TIME_REQUESTED.value):
             raise LimitExceededError(messages.message(messages.Key.TOO_MANY_REQUESTS, self.language))
         rid = uuid.uuid4().hex
         self.pending[rid] = TimeRequest(rid, minutes, note)
@@ -105,6 +126,10 @@ class AgentController:
         return request is not None
 
     def report(self, kind: ReportKind, note: str) -> str:
+        """Capped like `request_more_time` (it had no cap: each call was a journal record and
+        a sealed message for the guardian): a flood is refused and counted."""
+        if not self.admit(EventKind.REPORT, kind.value):
+            raise LimitExceededError(messages.message(messages.Key.TOO_MANY_REQUESTS, self.language))
         rid = uuid.uuid4().hex
         self.agent.events.record(Event(EventKind.REPORT, self.agent.now(),
                                       {"report_id": rid, "kind": kind.value, "note": note}))
@@ -130,9 +155,11 @@ class AgentController:
         secret, unlock_minutes = current
         now = self.agent.now()
         attempt = guardian_code.check(secret, code, now, self.code_state)
-        self.code_state = attempt.state
+        changed, self.code_state = attempt.state != self.code_state, attempt.state
         # Durable before the answer: a reboot must not reset the back-off or reopen a used code.
-        self.agent.store.save_guardian_code_state(attempt.state)
+        # A guess refused during the back-off changes nothing, and writes nothing.
+        if changed:
+            self.agent.store.save_guardian_code_state(attempt.state)
         outcome = guardian_code.Outcome
         if attempt.outcome is outcome.ACCEPTED:
             grant = Grant(id=uuid.uuid4().hex, kind=GrantKind.UNLOCK, issued_at=now,
@@ -145,8 +172,7 @@ class AgentController:
         if attempt.outcome is outcome.REUSED:
             return CodeResult(False, messages.message(messages.Key.CODE_USED, lang))
         if attempt.retry_after > timedelta(0):
-            seconds = int(attempt.retry_after.total_seconds() + 0.999)
-            return CodeResult(False, messages.message(messages.Key.CODE_WAIT, lang, seconds=seconds))
+            return CodeResult(False, messages.code_wait(attempt.retry_after, lang))
         return CodeResult(False, messages.message(messages.Key.CODE_WRONG, lang))
 
     def load_policy(self, path: Path) -> AdminResult:

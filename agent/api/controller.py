@@ -41,6 +41,12 @@ class Status:
     budget_seconds: int  # -1 = no daily total
     language: str
     policy_version: int
+    policy_signer: str = ""  # the guardian who signed the policy in force ("" a local file)
+    last_contact: int = 0  # unix seconds of the last exchange with the dashboard, 0 never
+    pending_uploads: int = 0  # journal records and messages not yet acknowledged by it
+    filter_problems: str = ""  # "adult: no list installed; ..." ("" when the filter is whole)
+    dns_events_dropped: int = 0  # blocked lookups the DNS filter could not itemise (a flood)
+    timezone: str = ""  # the policy's IANA timezone, for showing the times above as clock times
 
 
 @dataclass(frozen=True)

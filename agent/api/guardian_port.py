@@ -22,6 +22,14 @@ class TrustInfo:
     pairing: str  # idle | offered | revealed | paired
     sas: str
     outbox: int
+    dashboard: str = ""  # the dashboard's origin ("" without sync)
+    code: str = ""  # the pairing code to show while pairing through the dashboard
+    qr_url: str = ""  # the QR code's link (PROTOCOL.md 7.3)
+    pairing_expires: int = 0
+    connected: bool = False
+    last_contact: int = 0  # unix seconds, 0: never
+    last_error: str = ""
+    pending_uploads: int = 0
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,12 @@ class GuardianPort(Protocol):
         """Finish pairing; a message naming the guardian. Refusals raise."""
 
     def pairing_abort(self) -> None: ...
+
+    def start_pairing(self) -> str:
+        """Pair through the dashboard (the code and QR appear in `trust_info`)."""
+
+    def confirm_pairing(self, same: bool) -> None:
+        """The person at the tablet says whether both screens show the same SAS."""
 
     def deliver(self, message_id: str, sealed_json: str) -> DeliveryResult: ...
 

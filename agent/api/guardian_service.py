@@ -3,7 +3,9 @@ guardians, on the agent's bus name beside Agent1 (one object per concept).
 
 Reading the trust state is for the child and root (the child's screen shows pairing's
 code and SAS); pairing and delivering signed messages are root's (the sync client does the
-same in-process; root uses these for support, the production line and tests). Every
+same in-process; root uses these for support, the production line and tests). StartPairing
+and PairingAbort declare a polkit action too: an adult at the tablet authenticated as an
+administrator may start or stop pairing mode (the guardian still confirms the SAS). Every
 method is a row of `METHODS` with its role, like Agent1's. Documented in
 config/dbus/org.minormode.Guardian1.xml; a test checks the live introspection against it.
 """
@@ -25,6 +27,7 @@ from agent.api.service import BusObject, MethodSpec, Role, table_introspection
 INTERFACE = "org.minormode.Guardian1"
 OBJECT_PATH = "/org/minormode/Guardian1"
 MAX_JSON = 1_200_000
+PAIRING_ACTION = "org.minormode.pairing"  # an adult at the tablet starts or stops pairing (polkit)
 SignatureSS = Annotated[list[Any], DBusSignature("ss")]
 
 
@@ -55,6 +58,15 @@ def _abort(port: GuardianPort, _args: list[Any]) -> list[Any]:
     return []
 
 
+def _start_pairing(port: GuardianPort, _args: list[Any]) -> list[Any]:
+    return [port.start_pairing()]
+
+
+def _confirm_pairing(port: GuardianPort, args: list[Any]) -> list[Any]:
+    port.confirm_pairing(bool(args[0]))
+    return []
+
+
 def _deliver(port: GuardianPort, args: list[Any]) -> list[Any]:
     got = port.deliver(validate.text("message_id", args[0], 64), _json_text("sealed", args[1]))
     return [got.result, got.reason, got.ack]
@@ -71,7 +83,10 @@ METHODS: dict[str, MethodSpec] = {m.name: m for m in (
                _respond, changes=True),
     MethodSpec("PairingComplete", (("complete", "s"), ("sas_confirmed", "b")),
                (("ok", "b"), ("message", "s")), Role.ADMIN, _complete, changes=True),
-    MethodSpec("PairingAbort", (), (), Role.ADMIN, _abort, changes=True),
+    MethodSpec("PairingAbort", (), (), Role.ADMIN, _abort, changes=True, action=PAIRING_ACTION),
+    MethodSpec("StartPairing", (), (("state", "s"),), Role.ADMIN, _start_pairing, changes=True,
+               action=PAIRING_ACTION),
+    MethodSpec("ConfirmPairing", (("same", "b"),), (), Role.READER, _confirm_pairing, changes=True),
     MethodSpec("Deliver", (("message_id", "s"), ("sealed", "s")),
                (("result", "s"), ("reason", "s"), ("ack", "s")), Role.ADMIN, _deliver, changes=True),
     MethodSpec("DeliverKeyring", (("entries", "s"),), (("ok", "b"), ("message", "s")), Role.ADMIN,
@@ -87,7 +102,11 @@ def trust_dict(info: TrustInfo) -> dict[str, Variant]:
         "Guardians": Variant("a(ss)", [list(g) for g in info.guardians]),
         "PolicyVersion": Variant("u", info.policy_version), "PolicySigner": Variant("s", info.policy_signer),
         "Pairing": Variant("s", info.pairing), "Sas": Variant("s", info.sas),
-        "Outbox": Variant("u", info.outbox),
+        "Outbox": Variant("u", info.outbox), "Dashboard": Variant("s", info.dashboard),
+        "Code": Variant("s", info.code), "QrUrl": Variant("s", info.qr_url),
+        "PairingExpires": Variant("x", info.pairing_expires), "Connected": Variant("b", info.connected),
+        "LastContact": Variant("x", info.last_contact), "LastError": Variant("s", info.last_error),
+        "PendingUploads": Variant("u", info.pending_uploads),
     }
 
 
@@ -119,7 +138,7 @@ class Guardian1Interface(ServiceInterface):
     def refresh(self) -> None:
         """Emit PairingChanged when the pairing state or SAS changed (the child's screen)."""
         info = self.port.trust_info()
-        now = (info.pairing, info.sas)
+        now = (info.pairing if not info.code or info.pairing != "idle" else "offered", info.sas)
         if now != self.last:
             self.last = now
             self.pairing_changed(*now)

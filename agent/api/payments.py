@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
@@ -37,9 +38,11 @@ from dbus_fast.errors import DBusError
 from dbus_fast.service import ServiceInterface, dbus_method, dbus_signal
 
 from agent.api.callers import CallerIdentifier, exe_of
+from agent.core.flood import Admit, own_gates
 from agent.core.policy import Policy
 from agent.core.spending import SpendingError
 from agent.store.events import Event, EventKind, EventSink
+from agent.store.filewatch import WriteWatch
 from agent.store.ledger import Ledger, LedgerError, Purchase
 
 log = logging.getLogger(__name__)
@@ -50,9 +53,14 @@ INTERFACE = "org.minormode.Payments1"
 ACCESS_DENIED = "org.freedesktop.DBus.Error.AccessDenied"
 INVALID_ARGS = "org.freedesktop.DBus.Error.InvalidArgs"
 FAILED = "org.freedesktop.DBus.Error.Failed"
+LIMITS_EXCEEDED = "org.freedesktop.DBus.Error.LimitsExceeded"
 
 Triple = Annotated[list[str], DBusSignature("sss")]
 Pair = Annotated[list[str], DBusSignature("ss")]
+
+# The longest sleep between looks at the ledger: expiry is scheduled and writes wake the
+# broker, so this is only a safety net (a moved clock, an inotify watch that failed).
+ANNOUNCE_INTERVAL = 300.0
 
 _SIGNATURES = {"Authorize": "xsss", "Refund": "s", "Status": "s"}
 
@@ -94,12 +102,16 @@ class PaymentsService:
         events: EventSink,
         clock: Callable[[], datetime],
         bus_address: str | None = None,
-        announce_interval: float = 1.0,
+        announce_interval: float = ANNOUNCE_INTERVAL,
+        admit: Admit | None = None,
     ) -> None:
+        """`admit(kind, key)`: the daemon's flood gates (agent.store.floodsink), so refusals
+        are counted in the journal; gates of its own otherwise."""
         self._ledger = ledger
         self._policy = policy
-        self._identifier = identifier
+        self.identifier = identifier  # replaced when the installed apps change
         self._events = events
+        self._admit = admit or own_gates(time.monotonic)  # a purchase request is a ledger row: paced per app
         self._clock = clock
         self._address = bus_address
         self._interval = announce_interval
@@ -107,6 +119,9 @@ class PaymentsService:
         self._bus: MessageBus | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._announcer: asyncio.Task[None] | None = None
+        self._poke = asyncio.Event()
+        self._closing = False
+        self._watch: WriteWatch | None = None
 
     async def start(self, timeout: float = 10.0) -> None:
         """Connect, export and own the name; TimeoutError if the bus does not answer."""
@@ -124,10 +139,22 @@ class PaymentsService:
             bus.disconnect()
             raise RuntimeError(f"could not own {BUS_NAME} on the bus: {reply.name}")
         self._bus = bus
+        self._watch = self._ledger.watch_writes(self.poke)
+        try:
+            self._watch.start()
+        except OSError as exc:  # then only the safety net's interval sees root's decisions
+            log.error("payments: %s; decisions made outside the agent are seen every %g s",
+                      exc, self._interval)
+            self._watch = None
         self._announcer = asyncio.create_task(self._announce_loop())
 
     async def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
         if self._announcer is not None:
+            self._closing = True  # a cancel that races the poke's wait_for may be swallowed
+            self._poke.set()
             self._announcer.cancel()
             await asyncio.gather(self._announcer, return_exceptions=True)
         for task in list(self._tasks):
@@ -185,7 +212,7 @@ class PaymentsService:
         if "ProcessID" not in creds or "UnixUserID" not in creds:
             raise DBusError(ACCESS_DENIED, "the bus gave no process ID for the caller")
         pid, uid = int(creds["ProcessID"].value), int(creds["UnixUserID"].value)
-        app_id = self._identifier.identify(pid, uid)
+        app_id = self.identifier.identify(pid, uid)
         if app_id is None:
             exe = exe_of(pid) or "unknown executable"
             raise DBusError(ACCESS_DENIED, f"caller (pid {pid}, {exe}) is not a known app")
@@ -204,6 +231,8 @@ class PaymentsService:
         now = self._clock()
         try:
             if member == "Authorize":
+                if not self._admit(EventKind.PURCHASE, app_id):
+                    raise DBusError(LIMITS_EXCEEDED, f"too many purchase requests from {app_id}; try later")
                 amount, currency, item, key = msg.body
                 policy = self._policy()
                 purchase = await asyncio.to_thread(
@@ -266,10 +295,23 @@ class PaymentsService:
             self._journal(purchase, now)
         return decided
 
+    def poke(self) -> None:
+        """Look for new decisions now (the ledger was written; on the loop's thread)."""
+        self._poke.set()
+
     async def _announce_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
+        """Announce, then sleep until the first pending request expires, the ledger is
+        written (root's CLI decides by writing it: `WriteWatch`), or `announce_interval`
+        passes (the safety net: a clock that moved, a watch that could not be set)."""
+        while not self._closing:
+            self._poke.clear()
+            wait = self._interval
             try:
                 await self.announce_decisions()
+                expiry = await asyncio.to_thread(self._ledger.next_expiry)
+                if expiry is not None:
+                    wait = min(wait, max(0.0, (expiry - self._clock()).total_seconds()))
             except sqlite3.Error as exc:  # keep serving; the next round retries
                 log.error("announcing purchase decisions failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._poke.wait(), wait)

@@ -3,15 +3,20 @@
 Who may call what comes from the bus's own credentials for the calling connection
 (GetConnectionUnixUser of the sender), never from arguments: the configured child uid may
 call the child methods, uid 0 the admin methods, anyone else gets
-org.freedesktop.DBus.Error.AccessDenied. dbus-fast's method handlers do not see the caller,
-so method calls on this interface are taken by a low-level message handler that asks the
-bus for the uid first, validates every argument (a bad one gets InvalidArgs and changes
-nothing), then calls the `Controller`. Every method is one row of `METHODS`: its
-arguments, the role allowed to call it, and its handler (as firewalld declares the
-authorisation of each method), so no method can be listed without saying who may call it
-and what it does. Properties and signals use dbus-fast's ordinary machinery. The interface
-is documented in config/dbus/org.minormode.Agent1.xml; a test checks the live
-introspection against it.
+org.freedesktop.DBus.Error.AccessDenied. An admin method that declares a polkit action
+(GrantMinutes, Guardian1's StartPairing and PairingAbort) may also be called by another
+local user, an adult at the tablet, whom polkit authorises for it (`auth_admin`:
+config/polkit/org.minormode.policy); the child's uids are refused without asking polkit.
+dbus-fast's method handlers do not see the caller, so method calls on this interface are
+taken by a low-level message handler that asks the bus for the uid first (and polkit,
+where a method declares an action), validates every argument (a bad one gets InvalidArgs
+and changes nothing), then calls the `Controller`. Every method is one row of `METHODS`:
+its arguments, the role allowed to call it, its polkit action if any, and its handler (as
+firewalld declares the authorisation of each method), so no method can be listed without
+saying who may call it and what it does; the action is in the introspection too (the
+annotation org.minormode.PolkitAction). Properties and signals use dbus-fast's ordinary
+machinery. The interface is documented in config/dbus/org.minormode.Agent1.xml; a test
+checks the live introspection against it.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from agent.api import validate
 from agent.api.controller import Controller, LimitExceededError, Status
 from agent.bus.background import BackgroundTasks
 from agent.bus.calls import unix_user
+from agent.bus.polkit import Authorization, check_authorization
 from agent.core.accounts import uid_set
 
 log = logging.getLogger("minormode.api")
@@ -44,6 +50,8 @@ OBJECT_PATH = "/org/minormode/Agent1"
 ACCESS_DENIED = "org.freedesktop.DBus.Error.AccessDenied"
 INVALID_ARGS = "org.freedesktop.DBus.Error.InvalidArgs"
 LIMIT_EXCEEDED = "org.freedesktop.DBus.Error.LimitsExceeded"
+INTERACTIVE_AUTHORIZATION_REQUIRED = "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired"
+POLKIT_ACTION_ANNOTATION = "org.minormode.PolkitAction"  # in the introspection, per method
 ROOT_UID = 0
 
 
@@ -66,6 +74,9 @@ class MethodSpec:
     role: Role
     handler: Handler
     changes: bool = False
+    # An admin method's polkit action: another local user (never the child) whom polkit
+    # authorises for it may call it too. None: the role's uids only.
+    action: str | None = None
 
     @property
     def in_signature(self) -> str:
@@ -119,7 +130,7 @@ METHODS: dict[str, MethodSpec] = {m.name: m for m in (
     MethodSpec("LoadPolicy", (("path", "s"),), (("ok", "b"), ("message", "s")), Role.ADMIN,
                _load_policy, changes=True),
     MethodSpec("GrantMinutes", (("minutes", "u"), ("reason", "s")), (("ok", "b"), ("message", "s")),
-               Role.ADMIN, _grant_minutes, changes=True),
+               Role.ADMIN, _grant_minutes, changes=True, action="org.minormode.grant-time"),
 )}
 
 SIGNAL_ARGS: dict[str, tuple[str, ...]] = {
@@ -146,7 +157,8 @@ def table_introspection(iface: intr.Interface, methods: dict[str, MethodSpec],
     iface.methods = [
         intr.Method(m.name,
                     [intr.Arg(sig, ArgDirection.IN, name) for name, sig in m.in_args],
-                    [intr.Arg(sig, ArgDirection.OUT, name) for name, sig in m.out_args])
+                    [intr.Arg(sig, ArgDirection.OUT, name) for name, sig in m.out_args],
+                    {POLKIT_ACTION_ANNOTATION: m.action} if m.action else None)
         for m in methods.values()
     ]
     for sig in iface.signals:  # dbus-fast leaves signal arguments unnamed
@@ -337,20 +349,36 @@ class AgentService:
         except DBusError as exc:  # the caller left already
             log.info("caller %s vanished before authorisation: %s", msg.sender, exc)
             return
-        reply = self._answer(msg, obj, uid)
+        spec = obj.methods.get(msg.member or "")
+        polkit = None
+        if (spec is not None and spec.action is not None and not self._allowed(spec.role, uid)
+                and uid not in self.child_uids):  # the child: refused, polkit never asked
+            polkit = await check_authorization(
+                bus, msg.sender or "", spec.action,
+                interactive=bool(msg.flags & MessageFlag.ALLOW_INTERACTIVE_AUTHORIZATION))
+        reply = self._answer(msg, obj, uid, polkit)
         if msg.flags & MessageFlag.NO_REPLY_EXPECTED:
             return
         bus.send(reply)
 
-    def _answer(self, msg: Message, obj: BusObject, uid: int) -> Message:
+    def _answer(self, msg: Message, obj: BusObject, uid: int,
+                polkit: Authorization | None = None) -> Message:
         spec = obj.methods.get(msg.member or "")
         if spec is None:
             return Message.new_error(msg, "org.freedesktop.DBus.Error.UnknownMethod",
                                      f"{obj.interface_name} has no method {msg.member!r}")
-        if not self._allowed(spec.role, uid):
-            log.warning("refused %s from uid %d", spec.name, uid)
+        if polkit is not None and polkit.authorized:
+            log.info("%s from uid %d: authorised by polkit (%s)", spec.name, uid, spec.action)
+        elif not self._allowed(spec.role, uid):
+            log.warning("refused %s from uid %d%s", spec.name, uid,
+                        f" (polkit {spec.action}: {polkit.problem or 'not authorised'})" if polkit else "")
+            if polkit is not None and polkit.challenge:
+                return Message.new_error(msg, INTERACTIVE_AUTHORIZATION_REQUIRED,
+                                         f"{spec.name}: polkit authorises {spec.action} only after "
+                                         "authentication: call again allowing interactive authorization")
+            why = f" (polkit: {spec.action} not authorised)" if polkit is not None else ""
             return Message.new_error(msg, ACCESS_DENIED,
-                                     f"{spec.name}: not allowed for uid {uid}")
+                                     f"{spec.name}: not allowed for uid {uid}{why}")
         if msg.signature != spec.in_signature:
             return Message.new_error(msg, INVALID_ARGS,
                                      f"{spec.name} takes ({spec.in_signature}), "

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from dbus_fast import Message, MessageType
+from dbus_fast import Message, MessageFlag, MessageType
 from dbus_fast.aio import MessageBus
 from dbus_fast.errors import DBusError
 
@@ -16,16 +16,18 @@ CALL_TIMEOUT = 10.0  # seconds; a hung peer must not stall enforcement forever
 
 
 async def call(bus: MessageBus, destination: str, path: str, interface: str, member: str,
-               signature: str = "", body: list[Any] | None = None) -> Message:
+               signature: str = "", body: list[Any] | None = None, *,
+               timeout: float = CALL_TIMEOUT, flags: MessageFlag = MessageFlag.NONE) -> Message:
     """Call a method; raise DBusError (name and text of the peer's error) if it failed or
-    no answer came within CALL_TIMEOUT."""
+    no answer came within `timeout` (CALL_TIMEOUT; longer only for a call that waits on a
+    person, such as polkit asking for a password)."""
     message = Message(destination=destination, path=path, interface=interface, member=member,
-                      signature=signature, body=body or [])
+                      signature=signature, body=body or [], flags=flags)
     try:
-        reply = await asyncio.wait_for(bus.call(message), CALL_TIMEOUT)
+        reply = await asyncio.wait_for(bus.call(message), timeout)
     except TimeoutError:
         raise DBusError("org.freedesktop.DBus.Error.Timeout",
-                        f"{destination} {member}: no answer in {CALL_TIMEOUT:g} s") from None
+                        f"{destination} {member}: no answer in {timeout:g} s") from None
     if reply is None:
         raise DBusError("org.freedesktop.DBus.Error.NoReply", f"{member}: no reply")
     if reply.message_type is MessageType.ERROR:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 
 from agent.cli.errors import BadInputError
+from agent.cli.human import when
 from agent.cli.output import add_json_flag, print_json
-from agent.cli.statedir import add_state, guard, guardian_key, layout
+from agent.cli.statedir import add_state, guard, guardian_key, layout, policy_zone
 from agent.os.wallclock import wall_now
 from agent.store import datarights
 
@@ -33,11 +34,12 @@ def cmd_list(args: argparse.Namespace) -> int:
                           for r in held.deletion_receipts],
         })
         return 0
+    tz = policy_zone(where)
     print(f"journal: {len(held.segments)} segments, {held.records} sealed records")
     for s in held.segments:
-        closed = s.closed_at.isoformat() if s.closed_at else "open"
+        closed = when(s.closed_at, tz) if s.closed_at else "open"
         roles = ",".join(sorted({role for role, _ in s.recipients})) or "nobody"
-        print(f"  segment {s.uid}  {s.opened_at.isoformat()} .. {closed}  "
+        print(f"  segment {s.uid}  {when(s.opened_at, tz)} .. {closed}  "
               f"{s.records} records  sealed to: {roles}")
     if by_kind is not None:
         for kind, n in sorted(by_kind.items()):
@@ -46,7 +48,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         print("  (event kinds are sealed; pass --key GUARDIAN_KEY_FILE to count them)")
     print(f"purchases: {held.purchases}")
     for r in held.deletion_receipts:
-        print(f"deleted {r.at.isoformat()}: {r.segments} segments, {r.records} records "
+        print(f"deleted {when(r.at, tz)}: {r.segments} segments, {r.records} records "
               f"({r.reason})")
     return 0
 

@@ -7,6 +7,8 @@
     2  BAD_INPUT     a bad argument, file or key, named on standard error; nothing changed
     3  UNAVAILABLE   could not be done here: needs root, or the agent is not running (its bus
                      cannot be reached or nobody owns its name)
+  141  PIPE_CLOSED   standard output was closed before the answer was written (`| head`); the
+                     status a shell reports for a program SIGPIPE ended, without a traceback
 
 Commands raise these errors (or the domain errors they name to `guarded`); `guarded`
 prints one line naming the problem on standard error and returns the exit code, so every
@@ -31,13 +33,19 @@ class Exit(IntEnum):
     FAILED = 1
     BAD_INPUT = 2
     UNAVAILABLE = 3
+    PIPE_CLOSED = 141  # 128 + SIGPIPE
 
 
-EXIT_CODES_HELP = """exit status:
-  0  ok
-  1  the check failed or the answer is no (a bad journal, a wrong code, the agent refused)
-  2  bad input (an argument, a file or a key, named on standard error); nothing changed
-  3  not permitted here (needs root) or the agent is not running"""
+# What each exit status means, for --help and the man page (agent/cli/manpage.py).
+EXIT_MEANINGS = {
+    Exit.OK: "ok",
+    Exit.FAILED: "the check failed or the answer is no (a bad journal, a wrong code, the agent refused)",
+    Exit.BAD_INPUT: "bad input (an argument, a file or a key, named on standard error); nothing changed",
+    Exit.UNAVAILABLE: "not permitted here (needs root) or the agent is not running",
+    Exit.PIPE_CLOSED: "standard output closed early (e.g. `| head`): the rest is dropped quietly",
+}
+EXIT_CODES_HELP = "exit status:\n" + "\n".join(
+    f"  {code.value}  {text}" for code, text in EXIT_MEANINGS.items())
 
 
 class CliError(Exception):

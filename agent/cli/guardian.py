@@ -21,8 +21,10 @@ def cmd_guardian_code(args: argparse.Namespace) -> int:
     if args.secret_file is not None:
         try:
             secret = guardian_code.parse_secret(Path(args.secret_file).read_text(encoding="ascii"))
-        except (OSError, ValueError) as exc:
-            raise BadInputError(f"guardian-code: {args.secret_file}: {exc}") from exc
+        except OSError as exc:
+            raise BadInputError(f"guardian-code --secret-file {args.secret_file}: {exc.strerror}") from exc
+        except ValueError as exc:
+            raise BadInputError(f"guardian-code --secret-file {args.secret_file}: {exc}") from exc
     else:
         path = Path(args.state) / "trust.sqlite"
         if not path.exists():
@@ -43,6 +45,8 @@ def cmd_guardian_key_new(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists():
         raise BadInputError(f"--out {out}: exists; not overwriting a key")
+    if not out.parent.is_dir():
+        raise BadInputError(f"--out {out}: no directory {out.parent}")
     key = X25519PrivateKey.generate()
     seal.write_private_key(out, key)
     print(seal.recipient_id(key.public_key()))

@@ -32,8 +32,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_read(args: argparse.Namespace) -> int:
     """JSON lines always (one object per record), so --json changes nothing here."""
+    where = layout(args)
     key = guardian_key(args.key)
-    with layout(args).open_journal(writer=False, clock=wall_now) as journal:
+    with where.open_journal(writer=False, clock=wall_now) as journal:
         for entry in journal.read(key):
             line = {
                 "seq": entry.seq,

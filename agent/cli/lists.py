@@ -1,7 +1,10 @@
 """`minormodectl lists compile | info`: the DNS filter's compiled category lists.
 
-`lists compile` exits 1 when a source is missing or (with --strict) has a bad line;
-`lists info` exits 1 when a compiled list cannot be read.
+`lists compile` exits 2 when --src is not a directory, 1 when a source cannot be read or
+(with --strict) has a bad line, and when a category has no source at all (it would compile
+empty and block nothing: the others are compiled, and the missing ones named; `--partial`
+accepts that on purpose); `lists info` exits 2 when --out is not a directory, 1 when a
+compiled list cannot be read.
 """
 
 from __future__ import annotations
@@ -11,10 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-from agent.cli.errors import Exit, fail, guarded
+from agent.cli.errors import BadInputError, Exit, fail, guarded
 from agent.cli.output import add_json_flag, print_json
 from agent.filter.hashlist import HashList, ListFileError
-from agent.filter.lists import ALL_LISTS, ListSourceError, compile_all, compile_category
+from agent.filter.lists import ALL_LISTS, CATEGORIES, ListSourceError, compile_all, compile_category
 
 DEFAULT_SOURCE = Path("/etc/minormode/lists")
 DEFAULT_OUTPUT = Path("/var/lib/minormode/lists")
@@ -31,6 +34,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     comp.add_argument("--category", choices=ALL_LISTS, help="compile only this list")
     comp.add_argument("--strict", action="store_true", help="fail on any invalid line")
     comp.add_argument("--quiet", action="store_true", help="no progress lines")
+    comp.add_argument("--partial", action="store_true",
+                      help="categories without a source are a warning, not an error")
     comp.set_defaults(func=guarded(run_compile))
     info = sub.add_parser("info", help="show the compiled lists")
     info.add_argument("--out", type=Path, default=DEFAULT_OUTPUT)
@@ -38,7 +43,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     info.set_defaults(func=guarded(run_info))
 
 
+def _directory(option: str, path: Path) -> None:
+    if not path.is_dir():
+        raise BadInputError(f"{option} {path}: no such directory")
+
+
 def run_compile(args: argparse.Namespace) -> int:
+    _directory("--src", args.src)
     started = time.monotonic()
 
     def progress(line: str) -> None:
@@ -64,10 +75,20 @@ def run_compile(args: argparse.Namespace) -> int:
                   file=sys.stderr)
     total = sum(r.written for r in reports)
     print(f"compiled {total:,} names into {args.out} in {time.monotonic() - started:.1f} s")
+    missing = [r.category for r in reports if r.files == 0 and r.category in CATEGORIES]
+    if missing:
+        what = (f"no source list for {', '.join(missing)} in {args.src}: a policy blocking "
+                "them blocks nothing")
+        if args.partial:
+            print(f"warning: {what}", file=sys.stderr)
+        else:
+            fail(f"{what} (the others are compiled; --partial if that is intended)")
+            return Exit.FAILED
     return 0
 
 
 def run_info(args: argparse.Namespace) -> int:
+    _directory("--out", args.out)
     status = Exit.OK
     rows: list[dict[str, object]] = []
     for name in ALL_LISTS:

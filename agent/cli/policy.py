@@ -4,18 +4,22 @@ a running agent (the pure core only)."""
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from agent.cli.errors import BadInputError, guarded
+from agent.cli.human import minutes, money
+from agent.cli.lists import DEFAULT_OUTPUT as LISTS_DIR
 from agent.cli.output import add_json_flag, print_json
 from agent.core.calendar import day_span, local_day, zone
 from agent.core.decide import decide
 from agent.core.decision import Decision
 from agent.core.parse import load_policy_file, policy_to_mapping
-from agent.core.policy import Policy
+from agent.core.policy import FilterProfile, Policy
 from agent.core.simulate import simulate
 from agent.core.usage import Interval, Usage
+from agent.filter.match import ListStore, Matcher, missing_lists_text
 
 
 def _load(path: str) -> Policy:
@@ -37,10 +41,8 @@ def _local(instant: datetime, policy: Policy) -> str:
     return instant.astimezone(zone(policy.timezone)).strftime("%a %Y-%m-%d %H:%M")
 
 
-def _until_lock(left: int | None, *, seconds: bool = False) -> str:
-    if left is None:
-        return "no lock ahead"
-    return f"{left // 60} min {left % 60} s until the lock" if seconds else f"{left // 60} min until the lock"
+def _until_lock(left: int | None) -> str:
+    return "no limit ahead" if left is None else f"{minutes(left)} until the lock"
 
 
 def describe(decision: Decision, policy: Policy) -> list[str]:
@@ -51,9 +53,9 @@ def describe(decision: Decision, policy: Policy) -> list[str]:
         out.append("LOCKED: " + ", ".join(r.value for r in decision.reasons) + until)
     else:
         left = decision.remaining_seconds
-        out.append(f"unlocked; {_until_lock(left, seconds=True)}")
-    budget = "no daily total" if decision.budget_seconds is None else f"{decision.budget_seconds // 60} min"
-    out.append(f"used today: {decision.used_seconds // 60} min of {budget}")
+        out.append(f"unlocked; {_until_lock(left)}")
+    budget = "no daily limit" if decision.budget_seconds is None else minutes(decision.budget_seconds)
+    out.append(f"used today: {minutes(decision.used_seconds)} of {budget}")
     if decision.next_change:
         change = decision.next_change
         why = f" ({change.reason.value})" if change.reason else ""
@@ -61,7 +63,7 @@ def describe(decision: Decision, policy: Policy) -> list[str]:
     if decision.warning_due:
         out.append(f"warning due: {decision.warning_due} min before the lock")
     if decision.rest_reminder_due:
-        out.append(f"rest reminder due: {decision.continuous_seconds // 60} min of continuous use")
+        out.append(f"rest reminder due: {minutes(decision.continuous_seconds)} of continuous use")
     apps = decision.apps
     out.append(
         "apps: " + ("only always-allowed apps" if apps.device_locked else
@@ -74,13 +76,27 @@ def describe(decision: Decision, policy: Policy) -> list[str]:
         f"{'; allowlist only' if f.allowlist_only else ''}"
         f"{'; SafeSearch' if f.safesearch else ''}; YouTube {f.youtube.value}"
     )
+    out.extend(egress_lines(f))
     s = decision.spending
     out.append(
         "spending: no paid services" if not s.paid_allowed else
-        f"spending ({s.currency} minor units): {s.per_transaction}/transaction, {s.per_day}/day, "
-        f"{s.per_month}/month, ask above {s.ask_above}"
+        f"spending: {money(s.per_transaction, s.currency)} a purchase, {money(s.per_day, s.currency)} a day, "
+        f"{money(s.per_month, s.currency)} a month; the guardian is asked above "
+        f"{money(s.ask_above, s.currency)}"
     )
     return out
+
+
+def egress_lines(f: FilterProfile) -> list[str]:
+    """The child's closed egress and its exceptions (each one a policy key)."""
+    return [
+        "network: the child reaches only addresses the filter resolved for it recently "
+        "(any port); IP literals, other resolvers, DoT/DoQ and VPN ports are refused",
+        "network exceptions: fixed networks (filter.egress_allow): "
+        + (", ".join(sorted(f.egress_allow)) or "none"),
+        "network exceptions: guardian's allowed domains (filter.allow), reached once resolved: "
+        + (", ".join(sorted(f.allow_domains)) or "none"),
+    ]
 
 
 def decision_fields(decision: Decision) -> dict[str, object]:
@@ -99,7 +115,8 @@ def decision_fields(decision: Decision) -> dict[str, object]:
         "apps": {"device_locked": apps.device_locked, "education_only": apps.education_only,
                  "games_open": apps.games_open},
         "filter": {"block_categories": f.block_categories, "allowlist_only": f.allowlist_only,
-                   "safesearch": f.safesearch, "youtube": f.youtube},
+                   "safesearch": f.safesearch, "youtube": f.youtube,
+                   "egress_allow": sorted(f.egress_allow), "allow": sorted(f.allow_domains)},
         "spending": {"paid_allowed": s.paid_allowed, "currency": s.currency,
                      "per_transaction": s.per_transaction, "per_day": s.per_day,
                      "per_month": s.per_month, "ask_above": s.ask_above},
@@ -130,27 +147,51 @@ def cmd_explain(args: argparse.Namespace) -> int:
     usage = Usage(active=(Interval(start, start + used),)) if args.used else Usage()
     decision = decide(policy, at, usage)
     settings = _settings(policy) if args.settings else None
+    missing = Matcher(decision.filter, policy.version, ListStore(args.lists)).missing
+    if missing:  # loud: a category the policy blocks blocks nothing on this device
+        print(f"error: {missing_lists_text(missing)} (in {args.lists}): those names are NOT "
+              "blocked", file=sys.stderr)
     if args.json:
         out = decision_fields(decision)
+        filter_fields = out["filter"]
+        assert isinstance(filter_fields, dict)
+        filter_fields["missing_lists"] = list(missing)
         if settings is not None:
             out["settings"] = [{"key": k, "value": v, "source": src} for k, v, src in settings]
         print_json(out)
         return 0
     for line in describe(decision, policy):
         print(line)
+    if missing:
+        print(f"filter NOT in force: {missing_lists_text(missing)}")
     if settings is not None:
-        print("settings (value, and whether it is the band default or the guardian's):")
+        print("settings (value, and whether the guardian set it or it is the age band's default):")
         for key, value, source in settings:
-            print(f"  {key} = {value}   [{source}]")
+            print(f"  {key} = {_toml(value)}   [{source}]")
     return 0
 
 
 def _settings(policy: Policy) -> list[tuple[str, object, str]]:
-    """Every setting, its value, and whether it is the band default or the guardian's."""
-    return [
-        (key, value, policy.sources.get(key, policy.sources.get(key.split(".")[0], "guardian")))
-        for key, value in _flatten(policy_to_mapping(policy)).items()
-    ]
+    """Every setting, its value, and whether the guardian set it, it was waived, or it is the
+    band default (`Policy.sources`, keyed as `policy_to_mapping` writes them)."""
+    def source(key: str) -> str:
+        top = policy.sources.get(key.split(".", maxsplit=1)[0])
+        return "waived" if top == "waived" else policy.sources.get(key, top or "band default")
+
+    return [(key, value, source(key)) for key, value in _flatten(policy_to_mapping(policy)).items()]
+
+
+def _toml(value: object) -> str:
+    """A setting as a guardian writes it in the policy file, not as a Python repr."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }" if value else "{}"
+    return str(value)
 
 
 def _flatten(data: dict[str, object], prefix: str = "") -> dict[str, object]:
@@ -170,7 +211,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         day = date.fromisoformat(args.day) if args.day else date(2026, 11, 23)
         use_from, use_to = time.fromisoformat(args.use_from), time.fromisoformat(args.use_to)
     except ValueError as exc:
-        raise BadInputError(f"simulate: {exc} (dates are YYYY-MM-DD, times HH:MM)") from exc
+        raise BadInputError(f"simulate --day {args.day!r} --from {args.use_from!r} --to {args.use_to!r}: "
+                            f"{exc} (a day is YYYY-MM-DD, a time HH:MM)") from exc
+    if use_from >= use_to:
+        raise BadInputError(f"simulate --from {args.use_from} --to {args.use_to}: the child must start "
+                            "trying before it stops (--from earlier than --to, the same day)")
     start, end = day_span(day, tz)
 
     def wants(t: datetime) -> bool:
@@ -203,7 +248,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         elif e.what == "warning":
             print(f"{local}  warning: {d.warning_due} min left")
         else:
-            print(f"{local}  rest reminder after {d.continuous_seconds // 60} min of use")
+            print(f"{local}  rest reminder after {minutes(d.continuous_seconds)} of use")
     print(f"total use: {int(total // 60)} min")
     return 0
 
@@ -220,6 +265,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--at", required=True, help="ISO time; without an offset, in the policy's timezone")
     p.add_argument("--used", type=int, default=0, help="minutes of the daily budget already used")
     p.add_argument("--settings", action="store_true", help="also list every setting and its source")
+    p.add_argument("--lists", type=Path, default=LISTS_DIR,
+                   help=f"the compiled lists to check the blocked categories against (default {LISTS_DIR})")
     add_json_flag(p)
     p.set_defaults(func=guarded(cmd_explain))
     p = sub.add_parser("simulate", help="play a day of use and print the timeline of decisions")

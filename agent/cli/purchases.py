@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 import os
 
-from agent.cli.errors import NotPermittedError
+from agent.cli.errors import BadInputError, NotPermittedError
+from agent.cli.human import money, when
 from agent.cli.output import add_json_flag, print_json
-from agent.cli.statedir import add_state, guard, layout
+from agent.cli.statedir import add_state, guard, layout, policy_zone
 from agent.os.wallclock import wall_now
 from agent.store.ledger import PurchaseStatus
 
@@ -20,24 +21,27 @@ def _require_root() -> None:
 
 def cmd_list(args: argparse.Namespace) -> int:
     _require_root()
-    ledger = layout(args).open_ledger()
+    where = layout(args)
     status = PurchaseStatus(args.status) if args.status else None
-    found = ledger.purchases(status)
+    found = where.open_ledger().purchases(status) if where.ledger.exists() else []  # none yet
     if args.json:
         print_json([{"request_id": p.request_id, "status": p.status, "amount": p.amount,
                      "currency": p.currency, "app_id": p.app_id, "item": p.item,
                      "created_at": p.created_at, "reason": p.reason} for p in found])
         return 0
+    tz = policy_zone(where)
     for p in found:
-        print(f"{p.request_id}  {p.status:<8}  {p.amount} {p.currency}  {p.app_id}  "
-              f"{p.item!r}  {p.created_at.isoformat()}  {p.reason}")
+        print(f"{p.request_id}  {p.status:<8}  {money(p.amount, p.currency)}  {p.app_id}  "
+              f"\"{p.item}\"  {when(p.created_at, tz)}  {p.reason}")
     return 0
 
 
 def _decide(args: argparse.Namespace, approve: bool) -> int:
     _require_root()
-    ledger = layout(args).open_ledger()
-    p = ledger.decide(args.request_id, approve, wall_now())
+    where = layout(args)
+    if not where.ledger.exists():
+        raise BadInputError(f"no purchase {args.request_id!r}: no ledger at {where.ledger}")
+    p = where.open_ledger().decide(args.request_id, approve, wall_now())
     print(f"{p.request_id}: {p.status}")
     return 0
 

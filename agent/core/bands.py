@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.core.policy import AgeBand
+from agent.core.policy import LOCK_GRACE_DEFAULT, AgeBand
 
 CNY_FEN = 100  # minor units per yuan
 
 # Freedesktop categories (Desktop Menu Specification) plus our own for the always-allowed set.
 ALWAYS_ALLOWED_CATEGORIES = ["Telephony", "Emergency", "Accessibility", "X-Minormode-System"]
+# In a curfew or a guardian's "lock now" only these stay: emergency and basic system functions.
+EMERGENCY_CATEGORIES = ["Emergency", "Accessibility", "X-Minormode-System"]
 EDUCATION_CATEGORIES = ["Education", "Science", "Dictionary", "Languages", "Math"]
 GAME_CATEGORIES = ["Game"]
 HARMFUL_CATEGORIES = ["adult", "gambling", "violence", "drugs", "self-harm", "proxies-vpn-doh"]
@@ -80,6 +82,8 @@ def band_defaults(band: AgeBand) -> dict[str, Any]:
             "always_allowed": [],
             "always_allowed_categories": ALWAYS_ALLOWED_CATEGORIES,
             "education_categories": EDUCATION_CATEGORIES,
+            "emergency": [],
+            "emergency_categories": EMERGENCY_CATEGORIES,
             "limits": {},
             "categories": {},
             "payers": [],
@@ -105,7 +109,8 @@ def band_defaults(band: AgeBand) -> dict[str, Any]:
         },
         "enforcement": {
             "warn_minutes": [5, 1],
-            "terminate_after_minutes": 0,
+            "lock_grace_seconds": LOCK_GRACE_DEFAULT,
+            "time_up": "limited",  # calls and homework apps stay usable; "lock" locks the screen
             "language": "zh-CN",
         },
     }

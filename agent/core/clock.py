@@ -9,9 +9,13 @@ adopted unless it is behind the watermark plus the new boot's CLOCK_BOOTTIME (a 
 bound of the time passed), so the trusted timeline never runs backwards. What remains is
 the powered-off time itself: a clock set back across a reboot can delay the next window
 edge by at most the time the device was off, and needs root to set the clock at all.
-Corrections from a source the child cannot control (systemd-timesyncd's synchronised flag,
-a signed time from the dashboard) go through `resync`. The device's timezone never matters:
-day boundaries use the policy's timezone, so a timezone change is only recorded.
+Corrections come from two sources. NTP (systemd-timesyncd's synchronised flag) is not
+authenticated: whoever runs the network the child joins can answer it, so `ntp_resync`
+moves trusted time only forward and only within an allowance (`NTP_ALLOWANCE` per boot of
+the agent), and refuses a larger or backward jump (recorded). The dashboard's signed time
+is authenticated: `forward_resync` adopts it forward by up to `MAX_SERVER_STEP`. The
+device's timezone never matters: day boundaries use the policy's timezone, so a timezone
+change is only recorded.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class ClockEventKind(StrEnum):
     BEHIND_WATERMARK = "behind_watermark"  # after a reboot the wall clock was in the past
     TIMEZONE_CHANGE = "timezone_change"
     RESYNC = "resync"  # trusted time corrected from a verified source
+    RESYNC_REFUSED = "resync_refused"  # an unauthenticated correction beyond its bounds
     REBOOT = "reboot"
     BOOTTIME_BACKWARDS = "boottime_backwards"  # should never happen; the state was edited
 
@@ -89,12 +94,47 @@ def advance(mark: Watermark | None, reading: ClockReading) -> tuple[Watermark, l
     return _mark(reading, trusted), events
 
 
-def resync(mark: Watermark, reading: ClockReading, verified: datetime) -> tuple[Watermark, ClockEvent]:
-    """Adopt a verified wall time (NTP synchronised by root, or signed by the dashboard)."""
+NTP_ALLOWANCE = timedelta(minutes=15)  # the most NTP may move trusted time, all syncs together
+
+
+def ntp_resync(mark: Watermark, reading: ClockReading, verified: datetime,
+               allowance: timedelta) -> tuple[Watermark | None, ClockEvent | None]:
+    """Adopt an NTP time only forward and only within `allowance` (what is left of
+    `NTP_ALLOWANCE`): a forged NTP answer can then neither skip to tomorrow's budget nor
+    back out of a curfew. Returns (the new watermark or None, the event to record or None
+    when the time agrees within the tolerance). A refused correction keeps the watermark
+    and is recorded as `RESYNC_REFUSED`; only the dashboard's signed time moves further."""
     current, _ = advance(mark, reading)
-    delta = (verified - current.trusted).total_seconds()
+    ahead = verified - current.trusted
+    if abs(ahead) <= JUMP_TOLERANCE:
+        return None, None
+    if ahead < timedelta(0) or ahead > allowance:
+        why = ("backwards" if ahead < timedelta(0)
+               else f"beyond the {allowance.total_seconds():.0f} s allowance")
+        return None, ClockEvent(ClockEventKind.RESYNC_REFUSED, current.trusted, ahead.total_seconds(),
+                                f"NTP {why}: needs the dashboard's signed time")
     new = replace(_mark(reading, verified), zone=reading.zone)
-    return new, ClockEvent(ClockEventKind.RESYNC, verified, delta)
+    return new, ClockEvent(ClockEventKind.RESYNC, verified, ahead.total_seconds())
+
+
+MAX_SERVER_STEP = timedelta(days=400)  # the most a signed server time may move the clock
+
+
+def forward_resync(mark: Watermark, reading: ClockReading, verified: datetime,
+                   max_step: timedelta = MAX_SERVER_STEP) -> tuple[Watermark, ClockEvent] | None:
+    """Adopt a time from an authenticated source that is not the device's own (the
+    dashboard's signed time), only forward and by at most `max_step`: a lying server can
+    never give the child time back, nor throw the clock years ahead. None when the time
+    is not ahead of the trusted one by more than the tolerance."""
+    current, _ = advance(mark, reading)
+    ahead = verified - current.trusted
+    if ahead <= JUMP_TOLERANCE:
+        return None
+    step = min(ahead, max_step)
+    target = current.trusted + step
+    new = replace(_mark(reading, target), zone=reading.zone)
+    detail = "" if step == ahead else f"capped: the source was {ahead.total_seconds():.0f} s ahead"
+    return new, ClockEvent(ClockEventKind.RESYNC, target, step.total_seconds(), detail)
 
 
 def _mark(reading: ClockReading, trusted: datetime) -> Watermark:

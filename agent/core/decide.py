@@ -16,9 +16,9 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from agent.core.calendar import day_span, inside, local_day, weekly_instants, zone
-from agent.core.decision import AppAccess, Change, ChangeKind, Decision, LockReason
+from agent.core.decision import EMERGENCY_ONLY, AppAccess, Change, ChangeKind, Decision, LockReason
 from agent.core.grants import Grant, GrantKind
-from agent.core.policy import AppDefault, DefaultKey, FilterProfile, Policy, SchoolMode
+from agent.core.policy import AppDefault, DefaultKey, FilterProfile, Policy, SchoolMode, TimeUpMode
 from agent.core.usage import Interval, Usage, intersect, merge, seconds_within, subtract
 
 HORIZON_DAYS = 8
@@ -264,6 +264,7 @@ def decide(policy: Policy, now: datetime, usage: Usage, grants: Iterable[Grant] 
     warning_due: int | None = None
     changes: list[Change] = []
     unlock = None
+    reopen = None
     if locked:
         unlock = _next_unlock(ev, today, used, rest_due_at, bounds)
         if unlock is not None:
@@ -271,7 +272,8 @@ def decide(policy: Policy, now: datetime, usage: Usage, grants: Iterable[Grant] 
     else:
         lock = _next_lock(ev, policy, now, today, used, streak, bounds)
         if lock is not None:
-            at, why = lock
+            at, why, lock_day, spent = lock
+            reopen = _reopen_after(ev, policy, at, why, lock_day, spent, bounds)
             remaining = max(0, int((at - now).total_seconds()))
             changes.append(Change(at, ChangeKind.LOCK, why))
             for minutes in policy.enforcement.warn_minutes:
@@ -301,7 +303,7 @@ def decide(policy: Policy, now: datetime, usage: Usage, grants: Iterable[Grant] 
 
     access = AppAccess(
         policy.apps, locked, ev.education_only(now), ev.games_open(now), limits_spent,
-        policy.games.categories,
+        policy.games.categories, emergency_only=bool(EMERGENCY_ONLY.intersection(reasons)),
     )
     return Decision(
         at=now,
@@ -322,6 +324,9 @@ def decide(policy: Policy, now: datetime, usage: Usage, grants: Iterable[Grant] 
         filter=ev.filter_at(now),
         spending=policy.spending,
         timezone=policy.timezone,
+        lock_screen=locked and policy.enforcement.time_up is TimeUpMode.LOCK,
+        reopens_at=reopen,
+        language=policy.enforcement.language,
     )
 
 
@@ -347,18 +352,19 @@ def _outside_minor_mode(policy: Policy, now: datetime, usage: Usage, until: date
         rest_streak_start=None, continuous_seconds=0,
         apps=AppAccess(everything, False, False, True, frozenset(), policy.games.categories),
         app_used_seconds={}, filter=open_filter, spending=policy.spending, timezone=policy.timezone,
-        minor_mode=False)
+        minor_mode=False, language=policy.enforcement.language)
 
 
 def _next_lock(ev: _Evaluator, policy: Policy, now: datetime, today: date, used: float,
-               streak: _Streak, bounds: list[datetime]) -> tuple[datetime, LockReason] | None:
-    """With continuous use from `now`, when and why the first lock comes."""
+               streak: _Streak, bounds: list[datetime]) -> tuple[datetime, LockReason, date, float] | None:
+    """With continuous use from `now`, when and why the first lock comes (and that local
+    day's budget use at that moment, for `_reopen_after`)."""
     t, day, spent = now, today, used
     rest_left = policy.rest.after_minutes * 60 - streak.active_seconds
     for edge in bounds:
         locks = ev.time_locks(t)
         if locks:
-            return t, locks[0]
+            return t, locks[0], day, spent
         segment = (edge - t).total_seconds()
         budget = ev.budget_seconds(day, t)
         candidates: list[tuple[float, LockReason]] = []
@@ -368,13 +374,21 @@ def _next_lock(ev: _Evaluator, policy: Policy, now: datetime, today: date, used:
             candidates.append((max(0.0, rest_left), LockReason.REST_BREAK))
         for seconds, why in sorted(candidates, key=lambda c: c[0]):
             if seconds < segment:
-                return t + timedelta(seconds=seconds), why
+                return t + timedelta(seconds=seconds), why, day, spent + seconds
         spent += segment
         rest_left -= segment
         t = edge
         if local_day(t, ev.rules.tz) != day:
             day, spent = local_day(t, ev.rules.tz), 0.0
     return None
+
+
+def _reopen_after(ev: _Evaluator, policy: Policy, at: datetime, why: LockReason, day: date,
+                  spent: float, bounds: list[datetime]) -> datetime | None:
+    """When the lock coming at `at` would end: what a warning tells the child."""
+    rest_until = at + timedelta(minutes=policy.rest.break_minutes) if why is LockReason.REST_BREAK else None
+    later = sorted({*(b for b in bounds if b > at), *([rest_until] if rest_until else [])})
+    return _next_unlock(ev, day, spent, rest_until, later)
 
 
 def _next_unlock(ev: _Evaluator, today: date, used: float,

@@ -8,7 +8,7 @@ spending broker takes `decision.spending`; the session layer takes `locked`, `re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -22,6 +22,7 @@ class LockReason(StrEnum):
     SCHOOL_HOURS = "school_hours"
     REST_BREAK = "rest_break"
     GUARDIAN_LOCK = "guardian_lock"  # the guardian locked the device from the dashboard
+    STORAGE_FAILURE = "storage_failure"  # the agent cannot write its state (a full disk)
 
 
 class ChangeKind(StrEnum):
@@ -69,6 +70,7 @@ class AppAccess:
     games_open: bool
     limits_spent: frozenset[str]
     game_categories: frozenset[str]
+    emergency_only: bool = False  # a curfew or a guardian's lock: only the emergency set runs
 
     def categories_of(self, app_id: str, categories: frozenset[str]) -> frozenset[str]:
         """The guardian's category override wins over the catalogue's."""
@@ -80,11 +82,19 @@ class AppAccess:
             cats & self.rules.always_allowed_categories
         )
 
+    def is_emergency(self, app_id: str, categories: frozenset[str]) -> bool:
+        cats = self.categories_of(app_id, categories)
+        return app_id in self.rules.emergency or bool(cats & self.rules.emergency_categories)
+
     def verdict(self, app_id: str, categories: frozenset[str] = frozenset()) -> AppVerdict:
         cats = self.categories_of(app_id, categories)
         rules = self.rules
         if app_id in rules.blocked:
             return AppVerdict(False, AppBlockReason.BLOCKED, False)
+        if self.emergency_only and self.device_locked:
+            if self.is_emergency(app_id, cats):
+                return AppVerdict(True, None, True)
+            return AppVerdict(False, AppBlockReason.DEVICE_LOCKED, False)
         if self.is_always_allowed(app_id, cats):
             return AppVerdict(True, None, True)
         if cats & rules.blocked_categories:
@@ -129,7 +139,30 @@ class Decision:
     spending: SpendingCaps
     timezone: str
     minor_mode: bool = True  # False while a guardian's "leave minor mode" is in force
+    # Locked, and the policy's time_up is "lock": the screen is locked too. Otherwise a lock
+    # is the limited mode: the session stays open and `apps` lets only always-allowed apps
+    # run (only the emergency set in a curfew or a guardian's lock).
+    lock_screen: bool = False
+    # Unlocked with a lock ahead: when that lock would end (what a warning tells the child).
+    reopens_at: datetime | None = None
+    language: str = "zh-CN"  # the child's (the policy's enforcement.language), for what layers say
 
     @property
     def reason(self) -> LockReason | None:
         return self.reasons[0] if self.reasons else None
+
+
+EMERGENCY_ONLY = frozenset({LockReason.CURFEW, LockReason.GUARDIAN_LOCK})
+
+
+def forced_lock(decision: Decision, reason: LockReason, *, screen: bool = False) -> Decision:
+    """`decision` with the device locked for `reason` whatever the rules say (the agent
+    cannot keep its records: a full disk). Only always-allowed apps run, as in any lock;
+    no warning or unlock is announced, since the lock ends when the cause does. `screen`:
+    the policy asks for a screen lock (time_up = "lock")."""
+    if decision.locked and decision.reason is reason:
+        return decision
+    return replace(decision, locked=True, reasons=(reason, *(r for r in decision.reasons if r is not reason)),
+                   remaining_seconds=0, unlock_at=None, next_change=None, warning_due=None, reopens_at=None,
+                   apps=replace(decision.apps, device_locked=True),
+                   lock_screen=decision.lock_screen or screen)

@@ -1,41 +1,66 @@
-"""Every sentence the child sees, in one catalogue, in zh-CN and en.
+"""Every sentence the child sees: its key, and how sentences are put together.
 
-Adapters never write user-facing text themselves: they call `message(key, lang, **params)`
-with a key from `Key` (lock reasons and app-block reasons have keys named after their enum
-values). An unknown language falls back to zh-CN, the product's default; a missing key or
-parameter is a programming error and raises.
+The words live in gettext catalogues (agent/locale, one `.po` per language), so
+translators work on them with their usual tools; this module holds what is not a
+translator's: the keys (`Key`, and `lock.<reason>` / `app.<reason>` named after the enums),
+which keys take a count (they use gettext's plural forms), and the logic that picks and
+joins sentences ("back at 16:30" or "back tomorrow at 07:00"). It never reads a file: the
+caller passes a `Catalogue` (agent.locale.messages loads them), so the core stays pure.
+A key not listed here, or a missing parameter, is a programming error and raises.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Protocol
 
-from agent.core.decision import AppBlockReason, LockReason
+from agent.core.calendar import zone
+from agent.core.decision import AppBlockReason, Decision, LockReason
 
 DEFAULT_LANGUAGE = "zh-CN"
+DOMAIN = "minormode"  # the gettext domain: agent/locale/<lang>/LC_MESSAGES/minormode.po
 
 
 class Key(StrEnum):
-    WARNING = "warning"  # {minutes}
+    WARNING = "warning"  # {minutes}, plural
     WARNING_ONE = "warning_one"
-    REST_REMINDER = "rest_reminder"  # {minutes}
+    REST_REMINDER = "rest_reminder"  # {minutes}, plural
     TIME_UP_TITLE = "time_up_title"
     WARNING_TITLE = "warning_title"
     NOTICE_TITLE = "notice_title"
     REQUEST_SENT = "request_sent"
-    REQUEST_APPROVED = "request_approved"  # {minutes}
+    REQUEST_APPROVED = "request_approved"  # {minutes}, plural
     REQUEST_DENIED = "request_denied"
     REPORT_SENT = "report_sent"
-    CODE_ACCEPTED = "code_accepted"  # {minutes}
+    CODE_ACCEPTED = "code_accepted"  # {minutes}, plural
     CODE_WRONG = "code_wrong"
     CODE_USED = "code_used"
-    CODE_WAIT = "code_wait"  # {seconds}
+    CODE_WAIT = "code_wait"  # {minutes}, plural
     CODE_NOT_PAIRED = "code_not_paired"
     TOO_MANY_REQUESTS = "too_many_requests"
+    TIME_UP_LIMITED = "time_up_limited"  # appended to the reason in the limited mode
+    TIME_UP_EMERGENCY_ONLY = "time_up_emergency_only"  # in a curfew or a guardian's lock
     ASK_MORE_TIME = "ask_more_time"
     REPORT_ACTION = "report_action"
     APP_BLOCKED_TITLE = "app_blocked_title"
+    PAIRING_TITLE = "pairing_title"
+    PAIRING_CODE = "pairing_code"  # {code}
+    PAIRING_SAS = "pairing_sas"  # {sas}
+    PAIRING_SAME = "pairing_same"
+    PAIRING_DIFFERENT = "pairing_different"
+    PAIRED = "paired"
+    BACK_TODAY = "back_today"  # {time}
+    BACK_TOMORROW = "back_tomorrow"  # {time}
+    BACK_WEEKDAY = "back_weekday"  # {weekday} {time}: two to six days ahead
+    BACK_DATE = "back_date"  # {month} {day} {time}: a week or more ahead
+    SENTENCES = "sentences"  # {first} {second}: how two sentences are joined
+    APP_STOPPED_SPENT = "app_stopped_spent"  # {app}: the exec gate refused or stopped it
+    APP_STOPPED = "app_stopped"  # {app}
+    PROGRAM_STOPPED = "program_stopped"  # the same for a program no desktop entry names
 
 
 def lock_key(reason: LockReason) -> str:
@@ -46,91 +71,131 @@ def app_key(reason: AppBlockReason) -> str:
     return f"app.{reason.value}"
 
 
-CATALOGUE: Mapping[str, Mapping[str, str]] = {
-    "zh-CN": {
-        Key.WARNING: "还剩 {minutes} 分钟,请准备结束。",
-        Key.WARNING_ONE: "还剩 1 分钟,请保存并结束。",
-        Key.REST_REMINDER: "你已经连续使用 {minutes} 分钟了,休息一下眼睛吧。",
-        Key.TIME_UP_TITLE: "时间到了",
-        Key.WARNING_TITLE: "时间快到了",
-        Key.NOTICE_TITLE: "未成年人模式",
-        Key.REQUEST_SENT: "已向家长申请更多时间。",
-        Key.REQUEST_APPROVED: "家长同意了:多了 {minutes} 分钟。",
-        Key.REQUEST_DENIED: "家长这次没有同意。",
-        Key.REPORT_SENT: "已发送给家长,他们会尽快查看。",
-        Key.CODE_ACCEPTED: "家长码正确:解锁 {minutes} 分钟。",
-        Key.CODE_WRONG: "家长码不正确。",
-        Key.CODE_USED: "这个家长码已经用过了。",
-        Key.CODE_WAIT: "错误次数太多,请 {seconds} 秒后再试。",
-        Key.CODE_NOT_PAIRED: "这台设备还没有和家长配对,不能使用家长码。",
-        Key.TOO_MANY_REQUESTS: "已经有很多申请在等家长回复了,请稍后再试。",
-        Key.ASK_MORE_TIME: "申请更多时间",
-        Key.REPORT_ACTION: "求助 / 举报",
-        Key.APP_BLOCKED_TITLE: "应用已被阻止",
-        lock_key(LockReason.BUDGET_SPENT): "今天的使用时间已经用完了。",
-        lock_key(LockReason.OUTSIDE_WINDOW): "现在不是可以使用的时间段。",
-        lock_key(LockReason.CURFEW): "夜间休息时间,明天再用吧。",
-        lock_key(LockReason.SCHOOL_HOURS): "上课时间,设备已锁定。",
-        lock_key(LockReason.REST_BREAK): "休息时间到了,稍后再继续。",
-        lock_key(LockReason.GUARDIAN_LOCK): "家长暂时锁定了设备。",
-        app_key(AppBlockReason.NOT_ALLOWED): "家长还没有允许这个应用。",
-        app_key(AppBlockReason.BLOCKED): "家长已阻止这个应用。",
-        app_key(AppBlockReason.DEVICE_LOCKED): "设备已锁定,只能使用始终允许的应用。",
-        app_key(AppBlockReason.LIMIT_SPENT): "这个应用今天的时间已经用完了。",
-        app_key(AppBlockReason.GAME_HOURS): "现在不是游戏时间。",
-        app_key(AppBlockReason.SCHOOL_HOURS): "上课时间只能使用学习应用。",
-    },
-    "en": {
-        Key.WARNING: "{minutes} minutes left. Time to finish up.",
-        Key.WARNING_ONE: "1 minute left. Save your work now.",
-        Key.REST_REMINDER: "You have been on for {minutes} minutes. Rest your eyes for a bit.",
-        Key.TIME_UP_TITLE: "Time is up",
-        Key.WARNING_TITLE: "Time is almost up",
-        Key.NOTICE_TITLE: "Minor mode",
-        Key.REQUEST_SENT: "Your request for more time was sent to your guardian.",
-        Key.REQUEST_APPROVED: "Your guardian said yes: {minutes} more minutes.",
-        Key.REQUEST_DENIED: "Your guardian said no this time.",
-        Key.REPORT_SENT: "Sent to your guardian. They will look at it soon.",
-        Key.CODE_ACCEPTED: "Guardian code accepted: unlocked for {minutes} minutes.",
-        Key.CODE_WRONG: "That guardian code is not right.",
-        Key.CODE_USED: "That guardian code was already used.",
-        Key.CODE_WAIT: "Too many wrong codes. Try again in {seconds} seconds.",
-        Key.CODE_NOT_PAIRED: "This device is not paired with a guardian yet: no codes work.",
-        Key.TOO_MANY_REQUESTS: "Many requests are already waiting for your guardian. Try later.",
-        Key.ASK_MORE_TIME: "Ask for more time",
-        Key.REPORT_ACTION: "Get help / report",
-        Key.APP_BLOCKED_TITLE: "App blocked",
-        lock_key(LockReason.BUDGET_SPENT): "Today's screen time is used up.",
-        lock_key(LockReason.OUTSIDE_WINDOW): "This is not one of your allowed times.",
-        lock_key(LockReason.CURFEW): "It is night-time rest. See you tomorrow.",
-        lock_key(LockReason.SCHOOL_HOURS): "It is school time; the device is locked.",
-        lock_key(LockReason.REST_BREAK): "Break time. You can continue after a rest.",
-        lock_key(LockReason.GUARDIAN_LOCK): "Your guardian has locked the device for now.",
-        app_key(AppBlockReason.NOT_ALLOWED): "Your guardian has not allowed this app yet.",
-        app_key(AppBlockReason.BLOCKED): "Your guardian blocked this app.",
-        app_key(AppBlockReason.DEVICE_LOCKED): "The device is locked; only always-allowed apps run.",
-        app_key(AppBlockReason.LIMIT_SPENT): "This app's time for today is used up.",
-        app_key(AppBlockReason.GAME_HOURS): "It is not game time now.",
-        app_key(AppBlockReason.SCHOOL_HOURS): "During school hours only learning apps run.",
-    },
+def weekday_key(weekday: int) -> str:
+    """Monday is 0, as in `date.weekday()`."""
+    return f"weekday.{weekday}"
+
+
+# Keys whose sentence depends on a count: the catalogue gives one form per plural form of
+# the language (gettext's msgid_plural/msgstr[n]); the value names the count parameter.
+COUNTED: Mapping[str, str] = {
+    Key.WARNING: "minutes",
+    Key.REST_REMINDER: "minutes",
+    Key.REQUEST_APPROVED: "minutes",
+    Key.CODE_ACCEPTED: "minutes",
+    Key.CODE_WAIT: "minutes",
 }
 
-LANGUAGES = frozenset(CATALOGUE)
+KEYS = frozenset({*(k.value for k in Key), *(lock_key(r) for r in LockReason),
+                  *(app_key(r) for r in AppBlockReason), *(weekday_key(d) for d in range(7))})
 
 
-def message(key: str, lang: str, **params: object) -> str:
-    """The sentence for `key` in `lang` (zh-CN when the language is unknown)."""
-    table = CATALOGUE.get(lang, CATALOGUE[DEFAULT_LANGUAGE])
-    return table[key].format(**params)
+class Catalogue(Protocol):
+    """One language's translations (`gettext.GNUTranslations` is one)."""
+
+    def gettext(self, message: str, /) -> str: ...
+
+    def ngettext(self, msgid1: str, msgid2: str, n: int, /) -> str: ...
 
 
-def warning(minutes: int, lang: str) -> str:
-    return message(Key.WARNING_ONE, lang) if minutes == 1 else message(Key.WARNING, lang, minutes=minutes)
+@dataclass(frozen=True)
+class BackAt:
+    """When the device opens again, seen from `now`, told in the policy's `timezone`."""
+
+    at: datetime
+    now: datetime
+    timezone: str
 
 
-def lock_reason(reason: LockReason, lang: str) -> str:
-    return message(lock_key(reason), lang)
+def back_at(decision: Decision) -> BackAt | None:
+    """When the device opens again, if the Decision knows (within its horizon): the end of
+    the lock in force, or, unlocked, of the lock coming next (what a warning says)."""
+    at = decision.unlock_at if decision.locked else decision.reopens_at
+    return None if at is None else BackAt(at, decision.at, decision.timezone)
 
 
-def app_blocked(reason: AppBlockReason, lang: str) -> str:
-    return message(app_key(reason), lang)
+def message(catalogue: Catalogue, key: str, **params: object) -> str:
+    """The sentence for `key`, its `{parameters}` filled in."""
+    if key not in KEYS:
+        raise KeyError(key)
+    count = COUNTED.get(key)
+    text = catalogue.gettext(key) if count is None else catalogue.ngettext(key, key, _count(params, count))
+    return text.format(**params)
+
+
+def _count(params: Mapping[str, object], name: str) -> int:
+    value = params[name]
+    if not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    return value
+
+
+def sentences(catalogue: Catalogue, *parts: str) -> str:
+    """Sentences joined as the language writes them (a space in English, none in Chinese)."""
+    text = ""
+    for part in parts:
+        text = part if not text else message(catalogue, Key.SENTENCES, first=text, second=part)
+    return text
+
+
+def back_text(catalogue: Catalogue, back: BackAt) -> str:
+    """ "Back at 16:30", "Back tomorrow at 07:00": 24-hour time in the policy's zone."""
+    tz = zone(back.timezone)
+    local = back.at.astimezone(tz)
+    days = (local.date() - back.now.astimezone(tz).date()).days
+    time = f"{local:%H:%M}"
+    if days <= 0:
+        return message(catalogue, Key.BACK_TODAY, time=time)
+    if days == 1:
+        return message(catalogue, Key.BACK_TOMORROW, time=time)
+    if days < 7:
+        weekday = message(catalogue, weekday_key(local.weekday()))
+        return message(catalogue, Key.BACK_WEEKDAY, weekday=weekday, time=time)
+    return message(catalogue, Key.BACK_DATE, month=local.month, day=local.day, time=time)
+
+
+def _with_back(catalogue: Catalogue, text: str, back: BackAt | None) -> str:
+    return text if back is None else sentences(catalogue, text, back_text(catalogue, back))
+
+
+def warning(catalogue: Catalogue, minutes: int, back: BackAt | None = None) -> str:
+    text = message(catalogue, Key.WARNING_ONE) if minutes == 1 else message(catalogue, Key.WARNING,
+                                                                            minutes=minutes)
+    return _with_back(catalogue, text, back)
+
+
+def lock_reason(catalogue: Catalogue, reason: LockReason, back: BackAt | None = None) -> str:
+    return _with_back(catalogue, message(catalogue, lock_key(reason)), back)
+
+
+def time_up(catalogue: Catalogue, reason: LockReason, *, lock_screen: bool, emergency_only: bool,
+            back: BackAt | None = None) -> str:
+    """What the time-up screen says: the reason, when it ends and, in the limited mode, what
+    still works."""
+    text = lock_reason(catalogue, reason, back)
+    if lock_screen:
+        return text
+    still = Key.TIME_UP_EMERGENCY_ONLY if emergency_only else Key.TIME_UP_LIMITED
+    return sentences(catalogue, text, message(catalogue, still))
+
+
+def app_blocked(catalogue: Catalogue, reason: AppBlockReason) -> str:
+    return message(catalogue, app_key(reason))
+
+
+def app_stopped(catalogue: Catalogue, app: str | None, reason: str | None) -> str:
+    """What the exec gate tells the child when it refuses or stops `app` (its name; None
+    for a program no desktop entry names) for `reason` (an `AppBlockReason` value)."""
+    if app is None:
+        return message(catalogue, Key.PROGRAM_STOPPED)
+    spent = reason == AppBlockReason.LIMIT_SPENT.value
+    return message(catalogue, Key.APP_STOPPED_SPENT if spent else Key.APP_STOPPED, app=app)
+
+
+def wait_minutes(wait: timedelta) -> int:
+    """A wait told in whole minutes, rounded up: 30 s is "1 minute", never "0 minutes"."""
+    return max(1, math.ceil(wait.total_seconds() / 60))
+
+
+def code_wait(catalogue: Catalogue, wait: timedelta) -> str:
+    return message(catalogue, Key.CODE_WAIT, minutes=wait_minutes(wait))

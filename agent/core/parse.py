@@ -8,6 +8,7 @@ the clock or touches the OS except reading the file it is given and the tz datab
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import tomllib
@@ -20,6 +21,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agent.core.bands import band_defaults
 from agent.core.policy import (
+    LOCK_GRACE_DEFAULT,
+    LOCK_GRACE_RANGE,
     MINUTES_PER_DAY,
     AgeBand,
     AppDefault,
@@ -37,10 +40,12 @@ from agent.core.policy import (
     SchoolHours,
     SchoolMode,
     SpendingCaps,
+    TimeUpMode,
     Weekday,
     WeeklyRanges,
     YouTubeMode,
 )
+from agent.core.usb import SERIAL_RE, DeviceMatch, UsbClass, UsbRules, valid_hex4
 
 Path_ = tuple[str, ...]
 _E = TypeVar("_E", DefaultKey, AppDefault)
@@ -88,6 +93,7 @@ class _Missing:
 
 
 _MISSING: Any = _Missing()
+MISSING: Any = _MISSING  # a Problem about a file, not a value (the settings files use it too)
 
 
 def _show(value: object) -> str:
@@ -213,6 +219,8 @@ def policy_to_mapping(policy: Policy) -> dict[str, Any]:
             "always_allowed": sorted(a.always_allowed),
             "always_allowed_categories": sorted(a.always_allowed_categories),
             "education_categories": sorted(a.education_categories),
+            "emergency": sorted(a.emergency),
+            "emergency_categories": sorted(a.emergency_categories),
             "limits": dict(sorted(a.limits_minutes.items())),
             "categories": {k: sorted(v) for k, v in sorted(a.categories.items())},
             "payers": sorted(a.payers),
@@ -232,11 +240,17 @@ def policy_to_mapping(policy: Policy) -> dict[str, Any]:
             "youtube": f.youtube.value,
             "allow": sorted(f.allow_domains),
             "block": sorted(f.block_domains),
+            "egress_allow": sorted(f.egress_allow),
         },
         "enforcement": {
             "warn_minutes": list(policy.enforcement.warn_minutes),
-            "terminate_after_minutes": policy.enforcement.terminate_after_minutes,
+            "lock_grace_seconds": policy.enforcement.lock_grace_seconds,
+            "time_up": policy.enforcement.time_up.value,
             "language": policy.enforcement.language,
+        },
+        "usb": {
+            "allow_classes": sorted(c.value for c in policy.usb.allow_classes),
+            "allow_devices": [str(m) for m in policy.usb.allow_devices],
         },
     }
 
@@ -344,12 +358,20 @@ def _sources(defaults: Mapping[str, Any], data: Mapping[str, Any], prefix: str =
             out |= _sources(value, sub if isinstance(sub, dict) else {}, name + ".")
         else:
             out[name] = "guardian" if key in data else "band default"
+    for key in data:
+        out.setdefault(prefix + key, "guardian")  # set by the guardian, no band default (version, waive)
+    if prefix:  # a weekly table: its day keys name the days they set, as policy_to_mapping lists them
+        for key, days in (DAY_KEYS | {"daily_minutes": tuple(Weekday)}).items():
+            if prefix + key in out:
+                for day in days:
+                    if out.get(prefix + day.key) != "guardian":  # any key the guardian wrote wins
+                        out[prefix + day.key] = out[prefix + key]
     return out
 
 
 _TOP_KEYS = {
     "version", "age_band", "timezone", "retention_days", "waive", "budget", "schedule",
-    "curfew", "school", "games", "rest", "apps", "spending", "filter", "enforcement",
+    "curfew", "school", "games", "rest", "apps", "spending", "filter", "enforcement", "usb",
 }
 
 
@@ -381,6 +403,7 @@ def _build(ctx: _Ctx, d: dict[str, Any], band: AgeBand | None, sources: dict[str
     spending = _spending(ctx, _table(ctx, ("spending",), d["spending"]))
     filt = _filter(ctx, _table(ctx, ("filter",), d["filter"]))
     enforcement = _enforcement(ctx, _table(ctx, ("enforcement",), d["enforcement"]))
+    usb = _usb(ctx, _table(ctx, ("usb",), d.get("usb", {})))
     if ctx.problems or band is None:
         return None
     assert version is not None and timezone is not None and retention is not None
@@ -392,7 +415,7 @@ def _build(ctx: _Ctx, d: dict[str, Any], band: AgeBand | None, sources: dict[str
         version=version, age_band=band, timezone=timezone, retention_days=retention,
         budget=budget, schedule=schedule, curfew=curfew, school=school, games=games, rest=rest,
         apps=apps, spending=spending, filter=filt, enforcement=enforcement, waived=waived,
-        sources=sources,
+        sources=sources, usb=usb or UsbRules(),
     )
 
 
@@ -599,7 +622,7 @@ def _apps(ctx: _Ctx, t: dict[str, Any] | None) -> AppRules | None:
     _keys(ctx, p, t, {
         "default", "allowed", "allowed_categories", "blocked", "blocked_categories",
         "always_allowed", "always_allowed_categories", "education_categories", "limits",
-        "categories", "payers",
+        "categories", "payers", "emergency", "emergency_categories",
     })
 
     def ids(key: str) -> frozenset[str]:
@@ -631,6 +654,8 @@ def _apps(ctx: _Ctx, t: dict[str, Any] | None) -> AppRules | None:
         limits_minutes=limits,
         categories=overrides,
         payers=ids("payers"),
+        emergency=ids("emergency"),
+        emergency_categories=cats("emergency_categories"),
     )
     for app in sorted(rules.blocked & (rules.allowed | rules.always_allowed)):
         ctx.fail((*p, "blocked"), app, "also listed as allowed; an app is either blocked or allowed")
@@ -667,7 +692,7 @@ def _filter(ctx: _Ctx, t: dict[str, Any] | None) -> FilterProfile | None:
     p = ("filter",)
     _keys(ctx, p, t, {
         "block_categories", "allowlist_only", "allowlist_only_during", "safesearch", "youtube",
-        "allow", "block",
+        "allow", "block", "egress_allow",
     })
     cats = _str_list(ctx, (*p, "block_categories"), t.get("block_categories", []))
     for c in cats:
@@ -693,14 +718,45 @@ def _filter(ctx: _Ctx, t: dict[str, Any] | None) -> FilterProfile | None:
         youtube=YouTubeMode(youtube or "strict"),
         allow_domains=domains("allow"),
         block_domains=domains("block"),
+        egress_allow=_egress_allow(ctx, (*p, "egress_allow"), t.get("egress_allow", [])),
     )
+
+
+EGRESS_ALLOW_MAX = 64
+EGRESS_MIN_PREFIX = {4: 16, 6: 32}  # wider than this is a way around the filter, not an exception
+
+
+def _egress_allow(ctx: _Ctx, path: Path_, raw: Any) -> frozenset[str]:
+    """`filter.egress_allow`: networks an always-allowed app needs by address (CIDR, IPv4 or
+    IPv6), normalised; a few, and none wider than a /16 (IPv4) or /32 (IPv6)."""
+    values = _str_list(ctx, path, raw)
+    if len(values) > EGRESS_ALLOW_MAX:
+        ctx.fail(path, len(values), f"at most {EGRESS_ALLOW_MAX} networks")
+        return frozenset()
+    out: set[str] = set()
+    for v in values:
+        try:
+            net = ipaddress.ip_network(v, strict=True)
+        except ValueError as exc:
+            ctx.fail(path, v, f"not an IP network (CIDR, e.g. 203.0.113.0/24): {exc}")
+            continue
+        if net.prefixlen < EGRESS_MIN_PREFIX[net.version]:
+            ctx.fail(path, v, f"wider than /{EGRESS_MIN_PREFIX[net.version]}: an exception for "
+                     "an app's fixed addresses, not a way around the filter")
+            continue
+        out.add(str(net))
+    return frozenset(out)
 
 
 def _enforcement(ctx: _Ctx, t: dict[str, Any] | None) -> Enforcement | None:
     if t is None:
         return None
     p = ("enforcement",)
-    _keys(ctx, p, t, {"warn_minutes", "terminate_after_minutes", "language"})
+    # terminate_after_minutes: read in policies written before lock_grace_seconds (stored,
+    # signed, or files); it no longer means anything: a lock that does not hold always ends
+    # the session after the grace, and 0 ("never") is gone.
+    _keys(ctx, p, t, {"warn_minutes", "lock_grace_seconds", "terminate_after_minutes", "language",
+                      "time_up"})
     warn = t.get("warn_minutes", [5, 1])
     minutes: list[int] = []
     if not isinstance(warn, list):
@@ -709,7 +765,43 @@ def _enforcement(ctx: _Ctx, t: dict[str, Any] | None) -> Enforcement | None:
         minutes = [m for m in (_int(ctx, (*p, "warn_minutes"), w, 1, 120) for w in warn) if m]
         if len(set(minutes)) != len(minutes):
             ctx.fail((*p, "warn_minutes"), warn, "lists the same minute twice")
-    terminate = _int(ctx, (*p, "terminate_after_minutes"), t.get("terminate_after_minutes", 0), 0, 240)
+    if "terminate_after_minutes" in t:
+        _int(ctx, (*p, "terminate_after_minutes"), t["terminate_after_minutes"], 0, 240)
+    grace = _int(ctx, (*p, "lock_grace_seconds"), t.get("lock_grace_seconds", LOCK_GRACE_DEFAULT),
+                 *LOCK_GRACE_RANGE)
     language = _choice(ctx, (*p, "language"), t.get("language", "zh-CN"), LANGUAGES)
-    return Enforcement(tuple(sorted(set(minutes), reverse=True)), terminate or 0, language or "zh-CN")
+    time_up = _choice(ctx, (*p, "time_up"), t.get("time_up", TimeUpMode.LIMITED.value),
+                      tuple(m.value for m in TimeUpMode))
+    return Enforcement(tuple(sorted(set(minutes), reverse=True)), grace or LOCK_GRACE_DEFAULT,
+                       language or "zh-CN", TimeUpMode(time_up or TimeUpMode.LIMITED.value))
 
+
+
+def _usb(ctx: _Ctx, t: dict[str, Any] | None) -> UsbRules | None:
+    """`usb.allow_classes` (class names, agent/core/usb.py UsbClass) and `usb.allow_devices`
+    ("vvvv:pppp" or "vvvv:pppp:SERIAL", ids in lower-case hex): what the tablet accepts on
+    USB beyond hubs, keyboards and mice. Absent: nothing more."""
+    if t is None:
+        return None
+    p = ("usb",)
+    _keys(ctx, p, t, {"allow_classes", "allow_devices"})
+    always = {"hub", "hid"}
+    classes = [c for c in _str_list(ctx, (*p, "allow_classes"), t.get("allow_classes", []), what="class name")
+               if c not in always]
+    out_classes = []
+    for c in classes:
+        try:
+            out_classes.append(UsbClass(c))
+        except ValueError:
+            ctx.fail((*p, "allow_classes"), c, "unknown USB class; one of "
+                     + ", ".join(u.value for u in UsbClass if u.value not in always))
+    devices = []
+    for entry in _str_list(ctx, (*p, "allow_devices"), t.get("allow_devices", []), what="device"):
+        vendor, _, rest = entry.partition(":")
+        product, colon, serial = rest.partition(":")
+        if not (valid_hex4(vendor) and valid_hex4(product)) or (colon and not SERIAL_RE.match(serial)):
+            ctx.fail((*p, "allow_devices"), entry, "not a device: \"vvvv:pppp\" or \"vvvv:pppp:SERIAL\" "
+                     "(vendor and product ids as 4 lower-case hex digits, e.g. \"0781:5567\")")
+            continue
+        devices.append(DeviceMatch(vendor, product, serial if colon else None))
+    return UsbRules(frozenset(out_classes), tuple(dict.fromkeys(devices)))

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import IntEnum, StrEnum
 
+from agent.core.usb import UsbRules
+
 MINUTES_PER_DAY = 1440
 
 
@@ -57,6 +59,13 @@ class DefaultKey(StrEnum):
 class SchoolMode(StrEnum):
     LOCK = "lock"  # the device is locked but for always-allowed apps
     EDUCATION_ONLY = "education_only"  # education and always-allowed apps only
+
+
+class TimeUpMode(StrEnum):
+    """What the session does when time is up or a window closes."""
+
+    LIMITED = "limited"  # stays open; only always-allowed apps run (the Guide's default)
+    LOCK = "lock"  # the screen is locked (always-allowed apps keep running behind it)
 
 
 class AppDefault(StrEnum):
@@ -169,6 +178,9 @@ class AppRules:
     limits_minutes: Mapping[str, int]  # per-app daily limit, app ID -> minutes
     categories: Mapping[str, frozenset[str]]  # guardian's category overrides per app ID
     payers: frozenset[str]  # app IDs that may ask the spending broker to pay
+    # What stays usable in a curfew or a guardian's "lock now": emergency, not calls or homework.
+    emergency: frozenset[str] = frozenset()
+    emergency_categories: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -197,13 +209,22 @@ class FilterProfile:
     youtube: YouTubeMode
     allow_domains: frozenset[str]
     block_domains: frozenset[str]
+    # Fixed networks (CIDR text) the child's traffic may reach without a lookup: the one
+    # exception to the closed egress (an always-allowed app's media range, say); every
+    # other address must have been resolved through the filter recently.
+    egress_allow: frozenset[str] = frozenset()
+
+
+LOCK_GRACE_DEFAULT = 60  # seconds: enforcement.lock_grace_seconds
+LOCK_GRACE_RANGE = (15, 600)
 
 
 @dataclass(frozen=True)
 class Enforcement:
     warn_minutes: tuple[int, ...]  # warnings this many minutes before a lock, descending
-    terminate_after_minutes: int  # end the session if a lock is undone this long; 0 = never
+    lock_grace_seconds: int  # a session not verifiably locked this long into a lock is ended
     language: str  # the child's language for lock reasons and warnings
+    time_up: TimeUpMode = TimeUpMode.LIMITED
 
 
 @dataclass(frozen=True)
@@ -225,3 +246,4 @@ class Policy:
     waived: frozenset[DefaultKey] = field(default_factory=frozenset)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     """Dotted setting -> "band default" | "guardian" | "waived": what the guardian sees."""
+    usb: UsbRules = field(default_factory=UsbRules)  # USB classes/devices allowed (agent/core/usb.py)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from datetime import datetime, timedelta
 
 from agent.core.clock import ClockReading
@@ -16,8 +17,11 @@ from agent.core.clock import ClockReading
 class SimulatedClock:
     """A timeline starting at `start` that runs `speed` times faster than real time."""
 
-    def __init__(self, start: datetime, speed: float, boot_id: str = "simulated") -> None:
-        self.start, self.speed, self.boot_id = start, speed, boot_id
+    def __init__(self, start: datetime, speed: float, boot_id: str | None = None) -> None:
+        """Each run is a boot of its own (a fresh boot id): a restart of development mode
+        is a reboot to the trusted clock, never boot time running backwards."""
+        self.start, self.speed = start, speed
+        self.boot_id = boot_id or f"simulated-{uuid.uuid4().hex}"
         self._real0 = time.monotonic()
 
     def _elapsed(self) -> float:

@@ -43,21 +43,35 @@ _SYSTEM_LIKE = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Conf
     <allow send_destination="org.freedesktop.DBus"
            send_interface="org.freedesktop.DBus.Properties"/>
   </policy>
-  <!-- The fake services (logind, notifications) run as the developer or root. -->
-  <policy user="{owner}">
-    <allow own="*"/>
-    <allow send_type="method_call"/>
-  </policy>
+  {owner}
   {include}
 </busconfig>
 """
 
+
+# The fake services (logind, notifications) run as the developer or root.
+_OWNER = """<policy user="{uid}">
+    <allow own="*"/>
+    <allow send_type="method_call"/>
+  </policy>"""
 
 _PERMISSIVE = """
   <policy context="default">
     <allow own="*"/>
     <allow send_type="method_call"/>
   </policy>"""
+
+
+# The bus and its mocks die with whoever started them, even by kill -9 (the chaos tests kill
+# the development agent a hundred times; each run used to leave its dbus-daemon behind).
+# util-linux's setpriv sets PR_SET_PDEATHSIG and execs (a preexec_fn could deadlock in a
+# threaded parent). The signal follows the spawning *thread*: the development session
+# starts its bus in the loop's default executor, whose threads live until the loop closes.
+WITH_PARENT = ("setpriv", "--pdeathsig", "TERM", "--")
+# And each in a process group of its own: a terminal's Ctrl-C goes to the whole foreground
+# group, and a bus that died with the agent's SIGINT left the agent's orderly stop writing
+# to a dead socket (a traceback at every Ctrl-C of scripts/run-dev); the agent stops them.
+OWN_GROUP = 0  # subprocess.Popen(process_group=0): setpgid(0, 0) in the child, no preexec_fn
 
 
 class DevBusError(RuntimeError):
@@ -85,8 +99,8 @@ class PrivateBus:
         env["DBUS_SYSTEM_BUS_ADDRESS" if system else "DBUS_SESSION_BUS_ADDRESS"] = self.address
         env.pop("PYTHONPATH", None)
         log = (self.directory / f"{template}.log").open("wb")
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen([*WITH_PARENT, *cmd], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, process_group=OWN_GROUP)
         log.close()
         self.mocks.append(proc)
         wanted = name or _TEMPLATE_NAMES.get(template)
@@ -123,16 +137,18 @@ class PrivateBus:
             shutil.rmtree(self.directory, ignore_errors=True)
 
 
-_TEMPLATE_NAMES = {"logind": "org.freedesktop.login1",
+_TEMPLATE_NAMES = {"logind": "org.freedesktop.login1", "polkitd": "org.freedesktop.PolicyKit1",
                    "notification_daemon": "org.freedesktop.Notifications"}
 
 
 def start_bus(*, system: bool = True, agent_policy: Path | None = AGENT_POLICY,
-              permissive: bool = False, directory: Path | None = None,
+              permissive: bool = False, owner_may_call: bool = True, directory: Path | None = None,
               timeout: float = 10.0) -> PrivateBus:
     """Start a private dbus-daemon with a system-bus-like policy (default deny, the agent's
     policy file included). `permissive` lets anyone call anything: for tests proving the
-    agent's own uid checks hold even without the bus policy.
+    agent's own uid checks hold even without the bus policy. `owner_may_call=False` drops
+    the rule that lets this process's user own and call anything (the fake services need
+    it), so only the included policy file decides: for tests of that file itself.
 
     The directory is world-traversable so clients running as other users (the child,
     `nobody`) can reach the socket; the bus policy, not the file mode, decides what they may do.
@@ -146,10 +162,13 @@ def start_bus(*, system: bool = True, agent_policy: Path | None = AGENT_POLICY,
         include += _PERMISSIVE
     config = where / "bus.conf"
     config.write_text(_SYSTEM_LIKE.format(bus_type="system" if system else "session",
-                                          socket=socket, owner=os.getuid(), include=include))
+                                          socket=socket, include=include,
+                                          owner=_OWNER.format(uid=os.getuid()) if owner_may_call else ""))
     log = (where / "dbus-daemon.log").open("wb")
-    proc = subprocess.Popen(["dbus-daemon", "--nofork", "--nopidfile", f"--config-file={config}"],
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen([*WITH_PARENT, "dbus-daemon", "--nofork", "--nopidfile",
+                             f"--config-file={config}"],
+                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            process_group=OWN_GROUP)
     log.close()
     deadline = time.monotonic() + timeout
     while not socket.exists():

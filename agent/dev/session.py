@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shlex
 
 from dbus_fast import Variant
 from dbus_fast.aio import MessageBus
@@ -28,6 +29,11 @@ from agent.session.layer import SessionAgent, SessionConfig, SessionLayer
 log = logging.getLogger("minormode.dev")
 
 SESSION_ID = "dev1"
+
+
+def export_line(address: str) -> str:
+    """The shell line that points minormodectl (and the session helper) at this bus."""
+    return f"export DBUS_SYSTEM_BUS_ADDRESS={shlex.quote(address)}   # for minormodectl"
 
 
 class LoggingNotices:
@@ -73,9 +79,13 @@ class DevSession:
                                                             bus_address=self.bus.address,
                                                             guardian_secret=self.guardian_secret))
         self.layer.enforcer.notifier = LoggingNotices(self.layer)
+        # Development only: the emulated locker is the whole screen, so its hint is the proof.
+        self.layer.enforcer.lock_proof = lambda session: session.locked
         await self.layer.start()
         log.info("development bus %s: fake logind, session %s of uid %d is active",
                  self.bus.address, SESSION_ID, self.child_uid)
+        # On standard output, alone on its line, so it can be pasted (or eval'd) as it is.
+        print(export_line(self.bus.address), flush=True)
 
     async def unlock_as_child(self) -> None:
         """What the child does at the screen locker: LockedHint goes false."""

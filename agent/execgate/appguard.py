@@ -23,12 +23,19 @@ from agent.core.decision import AppAccess, Decision
 from agent.core.usage import Interval
 from agent.execgate.appstop import AppStopper, StopResult
 from agent.execgate.apptracker import AppChanges, AppTracker, Attributor, running_apps
+from agent.execgate.base import base_problems
 from agent.execgate.catalogue import DEFAULT_DIRS, AppInfo, scan
 from agent.execgate.events import blocked_event, blocked_message, outage_event
 from agent.execgate.loop import Blocked
 from agent.execgate.supervisor import GateOutage, GateSupervisor
 from agent.execgate.table import GateConfig, GateTable, build_table, loader_paths
+from agent.locale.messages import DEFAULT_LANGUAGE
 from agent.store.events import EventSink
+
+
+class BaseError(ValueError):
+    """The configured OS base (or an app the session needs) holds a shell, launcher,
+    interpreter, namespace or mount tool, loader, or privileged program."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,7 @@ class AppGuard:
         self.config = config
         self.sink = sink
         self.notify = notify
+        self.language = DEFAULT_LANGUAGE  # the child's, from each Decision
         self.on_outage = on_outage
         self.clock = clock
         self.apps: dict[str, AppInfo] = {}
@@ -74,8 +82,15 @@ class AppGuard:
     # -- lifecycle
 
     async def start(self, access: AppAccess) -> None:
+        """Scan the apps and start the gate; BaseError if the OS base holds a program the
+        child must not run by itself (agent.execgate.base): nothing is started then."""
         self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(self._scan)
+        session = (exe for app in self.apps.values() if app.needed_by_session for exe in app.executables)
+        problems = base_problems((*self.config.gate.base_paths, *session))
+        if problems:
+            raise BaseError("the exec gate's OS base holds programs the child must not run: "
+                            + "; ".join(problems))
         self._access = access
         table = await asyncio.to_thread(self._table, access)
         kwargs = {"python": self.config.python} if self.config.python else {}
@@ -109,11 +124,12 @@ class AppGuard:
                 self._access = access
                 await self._push(access)
             running = await asyncio.to_thread(self._running)
-            stopper = AppStopper(self.apps, self.sink, self.notify, self.config.grace_seconds)
+            stopper = AppStopper(self.apps, self.sink, self.notify, self.config.grace_seconds, self.language)
             return await stopper.enforce(access, running, self.clock())
 
     def on_decision(self, decision: Decision, previous: Decision | None) -> None:
         """An `Agent` subscriber: apply the app access when it changed (not every tick)."""
+        self.language = decision.language
         if previous is not None and decision.apps == previous.apps:
             return
         task = asyncio.ensure_future(self.apply(decision.apps))
@@ -162,8 +178,8 @@ class AppGuard:
     def _table(self, access: AppAccess) -> GateTable:
         self._generation += 1
         gate = self.config.gate
-        # The dynamic loaders are always base: without them no dynamic program starts.
-        gate = replace(gate, base_paths=tuple(dict.fromkeys((*gate.base_paths, *loader_paths()))))
+        # The dynamic loaders: every dynamic program's second step, never run by the child alone.
+        gate = replace(gate, loaders=tuple(dict.fromkeys((*gate.loaders, *loader_paths()))))
         return build_table(self.apps, access, gate, self._generation)
 
     async def _push(self, access: AppAccess) -> None:
@@ -181,7 +197,7 @@ class AppGuard:
 
     def _blocked(self, blocked: Blocked) -> None:
         self.sink.record(blocked_event(blocked, self.clock()))
-        self.notify(blocked.app_id or blocked.path, blocked_message(blocked, self.apps))
+        self.notify(blocked.app_id or blocked.path, blocked_message(blocked, self.apps, self.language))
 
     def _outage(self, outage: GateOutage) -> None:
         self.on_outage(outage.started)

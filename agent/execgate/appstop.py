@@ -17,8 +17,10 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from agent.core.decision import AppAccess, AppBlockReason, AppVerdict
+from agent.core.decision import AppAccess, AppVerdict
 from agent.execgate.catalogue import AppInfo
+from agent.locale import messages
+from agent.locale.messages import DEFAULT_LANGUAGE
 from agent.store.events import Event, EventKind, EventSink
 
 
@@ -94,11 +96,9 @@ async def stop_processes(pids: Collection[int], grace: float, kill_wait: float =
     return StopResult(all_pids - stubborn, frozenset(stubborn - survivors), frozenset(survivors))
 
 
-def stop_message(app_name: str, verdict: AppVerdict) -> str:
+def stop_message(app_name: str, verdict: AppVerdict, language: str) -> str:
     """What the child is told, once per app (through the session helper)."""
-    if verdict.reason is AppBlockReason.LIMIT_SPENT:
-        return f"{app_name}'s time for today is used up"
-    return f"{app_name} is not allowed now"
+    return messages.app_stopped(app_name, verdict.reason.value if verdict.reason else None, language)
 
 
 @dataclass
@@ -111,6 +111,7 @@ class AppStopper:
     sink: EventSink
     notify: Callable[[str, str], None]
     grace: float = 5.0
+    language: str = DEFAULT_LANGUAGE  # the child's, for what `notify` says
 
     async def enforce(
         self, access: AppAccess, running: Mapping[str, frozenset[int]], now: datetime
@@ -122,7 +123,7 @@ class AppStopper:
             verdict = targets[app_id]
             results[app_id] = result
             info = self.apps.get(app_id)
-            self.notify(app_id, stop_message(info.name if info else app_id, verdict))
+            self.notify(app_id, stop_message(info.name if info else app_id, verdict, self.language))
             self.sink.record(
                 Event(
                     EventKind.APP_STOPPED,

@@ -1,10 +1,16 @@
 """Which of the child's apps are running: processes attributed to app IDs, and intervals.
 
-Attribution prefers the systemd unit the desktop launched the app in (GNOME and KDE start
-apps as `app-<launcher>-<AppID>-<random>.scope` or `app-<launcher>-<AppID>@<random>.service`,
-with `-` inside the ID escaped as `\\x2d`), read from /proc/PID/cgroup; otherwise the
-process's executable, looked up in the catalogue (also catching a renamed copy by hash).
-The tracker turns successive snapshots into per-app running intervals for agent.core.usage.
+A process is the app whose program runs in it, as the exec gate judged it: the inode of
+/proc/PID/exe (an app's executable or a file of its Flatpak tree), else its path (an
+upgrade renamed a new inode over it), its Flatpak prefix, or its content hash (a renamed
+copy). For a script app the program is its `#!` interpreter, so the script the kernel
+handed it (argv[1] or argv[2], which the child cannot choose: the gate lets the child run
+an interpreter only as an allowed script's next step) picks the app. The systemd unit the
+desktop started it in (`app-<launcher>-<AppID>-<random>.scope` or
+`app-<launcher>-<AppID>@<random>.service`, `-` escaped as `\\x2d`, read from
+/proc/PID/cgroup) is only a hint: it chooses among the apps of a shared launcher and is
+ignored when it disagrees (agent.core.attribution). The tracker turns successive
+snapshots into per-app running intervals for agent.core.usage.
 """
 
 from __future__ import annotations
@@ -15,10 +21,10 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import psutil
-
+from agent.core.attribution import attribute
 from agent.core.usage import Interval
-from agent.execgate.catalogue import AppInfo, apps_by_executable, sha256_file
+from agent.execgate.catalogue import AppInfo, apps_by_executable, parse_shebang, sha256_file
+from agent.execgate.loop import uid_of
 
 _UNIT = re.compile(r"(?:^|/)(app-[^/]+?\.(?:scope|service))(?:/|$)")
 _ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
@@ -57,64 +63,155 @@ def app_id_from_cgroup(cgroup_text: str, known: Collection[str]) -> str | None:
     return None
 
 
+Key = tuple[int, int]  # (st_dev, st_ino)
+
+
 @dataclass
 class Attributor:
-    """Maps a process to an app ID using the catalogue; caches hashes by (dev, inode)."""
+    """Maps a process to an app ID by its verified program (agent.core.attribution);
+    caches hashes by (dev, inode, mtime)."""
 
     apps: Mapping[str, AppInfo]
+    stat: Callable[[str], os.stat_result] = os.stat
     _by_exe: dict[str, frozenset[str]] = field(init=False)
-    _by_hash: dict[str, str] = field(init=False)
+    _by_inode: dict[Key, frozenset[str]] = field(init=False)
+    _scripts_of: dict[Key, frozenset[str]] = field(init=False)  # interpreter -> script apps
+    _by_hash: dict[str, frozenset[str]] = field(init=False)
     _hash_cache: dict[tuple[int, int, int], str | None] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._by_exe = apps_by_executable(self.apps)
-        self._by_hash = {h: a.app_id for a in self.apps.values() for h in a.hashes}
+        by_inode: dict[Key, set[str]] = {}
+        scripts_of: dict[Key, set[str]] = {}
+        by_hash: dict[str, set[str]] = {}
+        for app in self.apps.values():
+            for path in (*app.executables, *app.tree_files):
+                key = self._key(path)
+                if key is not None:
+                    by_inode.setdefault(key, set()).add(app.app_id)
+            for path in app.interpreters:
+                key = self._key(path)
+                if key is not None:
+                    scripts_of.setdefault(key, set()).add(app.app_id)
+            for digest in app.hashes:
+                by_hash.setdefault(digest, set()).add(app.app_id)
+        self._by_inode = {k: frozenset(v) for k, v in by_inode.items()}
+        self._scripts_of = {k: frozenset(v) for k, v in scripts_of.items()}
+        self._by_hash = {k: frozenset(v) for k, v in by_hash.items()}
+
+    def _key(self, path: str) -> Key | None:
+        try:
+            st = self.stat(path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
 
     def app_of(self, pid: int) -> str | None:
         try:
             with open(f"/proc/{pid}/cgroup", encoding="utf-8") as f:
-                from_unit = app_id_from_cgroup(f.read(), self.apps)
+                hint = app_id_from_cgroup(f.read(), self.apps)
         except OSError:
             return None
-        if from_unit is not None:
-            return from_unit
-        try:
-            exe = os.readlink(f"/proc/{pid}/exe")
-        except OSError:
-            return None
-        return self.app_of_executable(exe.removesuffix(" (deleted)"), pid)
+        return attribute(self.owners_of(pid), hint)
 
-    def app_of_executable(self, exe: str, pid: int | None = None) -> str | None:
-        owners = self._by_exe.get(exe)
-        if owners and len(owners) == 1:
-            return next(iter(owners))
+    def owners_of(self, pid: int) -> frozenset[str]:
+        """The apps whose verified program runs in `pid` (empty: none, or it is gone)."""
+        exe = f"/proc/{pid}/exe"  # stat and open work even if the file was deleted
+        key = self._key(exe)
+        if key is None:
+            return frozenset()
+        owners = self._by_inode.get(key)
         if owners:
-            return None  # a shared launcher (flatpak, python3): the unit must tell
-        for app in self.apps.values():
-            if any(exe.startswith(p) for p in app.prefixes):
-                return app.app_id
-        path = f"/proc/{pid}/exe" if pid is not None else exe  # works even if deleted
+            return owners
+        scripts = self._scripts_of.get(key)
+        if scripts:
+            return self._script_apps(pid, scripts)
         try:
-            st = os.stat(path)
+            path = os.readlink(exe).removesuffix(" (deleted)")
         except OSError:
-            return None
-        key = (st.st_dev, st.st_ino, st.st_mtime_ns)
-        if key not in self._hash_cache:
-            self._hash_cache[key] = sha256_file(path)
-        digest = self._hash_cache[key]
-        return self._by_hash.get(digest) if digest else None
+            return frozenset()
+        return self.owners_of_path(path, exe)
+
+    def owners_of_path(self, path: str, opened: str | None = None) -> frozenset[str]:
+        """The apps of a program not known by inode: by path, Flatpak prefix, or hash
+        (`opened` is where to read it, /proc/PID/exe for a running process)."""
+        owners = self._by_exe.get(path)
+        if owners:
+            return owners
+        for app in self.apps.values():
+            if any(path.startswith(p) for p in app.prefixes):
+                return frozenset({app.app_id})
+        where = opened or path
+        try:
+            st = self.stat(where)
+        except OSError:
+            return frozenset()
+        cache_key = (st.st_dev, st.st_ino, st.st_mtime_ns)
+        if cache_key not in self._hash_cache:
+            self._hash_cache[cache_key] = sha256_file(where)
+        digest = self._hash_cache[cache_key]
+        return self._by_hash.get(digest, frozenset()) if digest else frozenset()
+
+    def _script_apps(self, pid: int, scripts: frozenset[str]) -> frozenset[str]:
+        """An interpreter process: the script apps (among `scripts`) whose script sits
+        where the kernel put it in argv (after the `#!` line's words; what follows the
+        script is the child's to choose, so only that one place counts)."""
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            return frozenset()
+        found: set[str] = set()
+        here: dict[int, Key | None] = {}  # argv index -> the file it names
+        for app_id in scripts:
+            for script in self.apps[app_id].executables:
+                index = script_argv_index(script)
+                if index is None or index >= len(argv) or not argv[index]:
+                    continue
+                if index not in here:
+                    name = os.fsdecode(argv[index])
+                    here[index] = self._key(name if name.startswith("/") else f"/proc/{pid}/cwd/{name}")
+                if here[index] is not None and here[index] == self._key(script):
+                    found.add(app_id)
+        return frozenset(found)
+
+
+def script_argv_index(script: str) -> int | None:
+    """Where a script's path is in its interpreter's argv: the kernel passes the `#!`
+    line's words after the interpreter as one argument; `env X` hands X the script as
+    argv[1] (`env -S "X A B"` after A and B). None for a non-script."""
+    try:
+        with open(script, "rb") as f:
+            words = parse_shebang(f.read(256))
+    except OSError:
+        return None
+    if not words:
+        return None
+    if os.path.basename(words[0]) != "env":
+        return 2 if len(words) > 1 else 1
+    rest = words[1:]
+    if rest and rest[0] == "-S":
+        return len(rest) - 1  # X and its words: X is argv[0]
+    return 1
 
 
 def running_apps(attributor: Attributor, uids: Collection[int]) -> dict[str, frozenset[int]]:
-    """App ID -> pids, for processes whose real uid is one of `uids` (the child's)."""
+    """App ID -> pids, for processes whose real uid is one of `uids` (the child's): every
+    /proc/PID's status, as the gate reads a thread's (`uid_of`); a process that ends while
+    it is read is not running."""
     found: dict[str, set[int]] = {}
-    for proc in psutil.process_iter(["pid", "uids"]):
-        uids_info = proc.info.get("uids")
-        if uids_info is None or uids_info.real not in uids:
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
             continue
-        app_id = attributor.app_of(proc.info["pid"])
+        pid = int(name)
+        try:
+            if uid_of(pid) not in uids:
+                continue
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        app_id = attributor.app_of(pid)
         if app_id is not None:
-            found.setdefault(app_id, set()).add(proc.info["pid"])
+            found.setdefault(app_id, set()).add(pid)
     return {k: frozenset(v) for k, v in found.items()}
 
 

@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from agent.execgate.catalogue import DEFAULT_DIRS, scan
 
 
 def cmd_apps(args: argparse.Namespace) -> int:
+    for given in args.dir or ():
+        if not os.path.isdir(given):
+            print(f"minormodectl: apps --dir {given}: no such directory", file=sys.stderr)
+            return 2  # bad input, as agent.cli.errors.Exit (adapters do not import the CLI)
     result = scan(args.dir or DEFAULT_DIRS)
     for error in result.errors:
         print(f"minormodectl apps: skipped {error}", file=sys.stderr)

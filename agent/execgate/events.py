@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from agent.core.decision import AppBlockReason
 from agent.execgate.catalogue import AppInfo
 from agent.execgate.loop import Blocked
 from agent.execgate.supervisor import GateOutage
+from agent.locale import messages
 from agent.store.events import Event, EventKind
 
 
@@ -24,13 +24,10 @@ def blocked_event(blocked: Blocked, at: datetime) -> Event:
     )
 
 
-def blocked_message(blocked: Blocked, apps: Mapping[str, AppInfo]) -> str:
-    """The notification text; unknown programs get a generic line."""
+def blocked_message(blocked: Blocked, apps: Mapping[str, AppInfo], language: str) -> str:
+    """The notification text, in the child's language; unknown programs get a generic line."""
     info = apps.get(blocked.app_id) if blocked.app_id else None
-    name = info.name if info else (blocked.app_id or "This program")
-    if blocked.reason == AppBlockReason.LIMIT_SPENT.value:
-        return f"{name}'s time for today is used up"
-    return f"{name} is not allowed now"
+    return messages.app_stopped(info.name if info else blocked.app_id, blocked.reason, language)
 
 
 def outage_event(outage: GateOutage, at: datetime) -> Event:

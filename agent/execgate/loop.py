@@ -1,5 +1,10 @@
 """The exec gate: answers every FAN_OPEN_EXEC_PERM event on the marked filesystems.
 
+It also reads the FAN_OPEN_EXEC notification of every exec (queued after the file opened,
+so before the dynamic loader's permission event of the same execve, and never suppressed
+by the cache's ignore marks): a dynamic program's notification arms its thread for one
+loader open, which is how a loader run as a program is told from a program's loader.
+
 The loop never waits on the asyncio loop or on anything but the fanotify fd: it reads the
 current `GateTable` by reference (swapped whole by `update`), answers each event in a
 `finally`, caches allowed files with ignore marks, and hands "blocked" facts to a
@@ -20,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from agent.execgate import fanotify
+from agent.execgate.elf import program_interpreter
 from agent.execgate.inflight import InFlightLedger
 from agent.execgate.table import GateReason, GateTable, Judgement, hash_fd, judge
 
@@ -86,12 +92,15 @@ def uid_of(tid: int) -> int:
     raise OSError(f"/proc/{tid}/status has no Uid line")
 
 
+EXEC_EVENTS = fanotify.FAN_OPEN_EXEC_PERM | fanotify.FAN_OPEN_EXEC  # see the module's docstring
+
+
 def create_group(paths: Sequence[str], mark_kind: int = fanotify.FAN_MARK_FILESYSTEM) -> int:
     """A fanotify group marking each path's filesystem (or mount) for exec permission."""
     fan_fd = fanotify.init(GROUP_FLAGS)
     try:
         for path in paths:
-            fanotify.mark(fan_fd, fanotify.FAN_MARK_ADD | mark_kind, fanotify.FAN_OPEN_EXEC_PERM, path)
+            fanotify.mark(fan_fd, fanotify.FAN_MARK_ADD | mark_kind, EXEC_EVENTS, path)
     except OSError:
         os.close(fan_fd)
         raise
@@ -121,9 +130,16 @@ class GateLoop:
         self._told: set[tuple[str | None, str]] = set()
         self._told_generation = table.generation
         # tid -> (the interpreter steps its exec of an allowed script still has to pass,
-        # until when): other execs in between (the dynamic loader's, before it is cached)
-        # leave it; it lapses if the exec failed midway
-        self._chains: dict[int, tuple[tuple[tuple[int, int], ...], float]] = {}
+        # until when, the script and all its steps): the loader's opens in between leave
+        # it; any other file's open in that thread drops it; it lapses if the exec failed
+        self._chains: dict[int, tuple[tuple[tuple[int, int], ...], float, frozenset[tuple[int, int]]]] = {}
+        # tid -> until when: its exec of a dynamic program passed and opened, so its next
+        # loader open is that program's second step (consumed by it; a later exec's
+        # notification replaces or drops it)
+        self._dynamic: dict[int, float] = {}
+        self._is_dynamic: dict[tuple[int, int, int, int], bool] = {}  # (dev, ino, mtime, size)
+        # The host's mount namespace: the gate's own (the agent's unit makes none of its own)
+        self._mount_ns = os.stat("/proc/self/ns/mnt").st_ino
 
     def swap(self, table: GateTable) -> None:
         """Install a new table and drop the kernel's cached allows. Safe from any thread:
@@ -166,6 +182,8 @@ class GateLoop:
         try:
             if event.is_permission:
                 allow, blocked = self._decide(event.fd, event.pid)
+            elif event.mask & fanotify.FAN_OPEN_EXEC:
+                self._opened_for_exec(event.fd, event.pid)
         finally:
             try:
                 if event.is_permission:
@@ -174,12 +192,62 @@ class GateLoop:
                 os.close(event.fd)
         return blocked
 
+    def _opened_for_exec(self, fd: int, tid: int) -> None:
+        """A file opened for exec by `tid` (after its permission event, or cached): arm the
+        thread for one loader open if it is a dynamic program, else disarm it."""
+        try:
+            st = os.fstat(fd)
+        except OSError as exc:
+            self._disarm(tid, exc)
+            return
+        key = (st.st_dev, st.st_ino)
+        if key in self.table.loaders:  # the loader opened: this execve's step is done
+            self._dynamic.pop(tid, None)
+            return
+        chain = self._chains.get(tid)
+        if chain is not None and key not in chain[2]:  # another exec: the script's is over
+            del self._chains[tid]
+        self._arm(fd, st, tid)
+
+    def _arm(self, fd: int, st: os.stat_result, tid: int) -> None:
+        """Arm `tid` for one loader open if the file open on `fd` is a dynamic program
+        that passed (from its notification, or from its allow: on kernels where an
+        fexecve sends no notification, an uncached program still arms); else disarm."""
+        ident = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+        dynamic = self._is_dynamic.get(ident)
+        if dynamic is None:
+            try:
+                dynamic = program_interpreter(fd) is not None
+            except OSError as exc:
+                self._disarm(tid, exc)
+                return
+            if len(self._is_dynamic) >= MAX_CHAINS:
+                self._is_dynamic.clear()
+            self._is_dynamic[ident] = dynamic
+        if not dynamic:
+            self._dynamic.pop(tid, None)
+            return
+        if len(self._dynamic) >= MAX_CHAINS:  # threads that died between the two opens
+            self._dynamic.clear()
+        self._dynamic[tid] = time.monotonic() + CHAIN_SECONDS
+
+    def _disarm(self, tid: int, exc: OSError) -> None:
+        """The exec'd file could not be read: the child's loader step is then denied."""
+        log.warning("exec gate: cannot read an exec'd file of tid %d: %s", tid, exc)
+        self._dynamic.pop(tid, None)
+
+    def _loader_step(self, tid: int) -> bool:
+        """Consume `tid`'s arm: True if its dynamic program opened a moment ago."""
+        until = self._dynamic.pop(tid, None)
+        return until is not None and time.monotonic() <= until
+
     def _decide(self, fd: int, tid: int) -> tuple[bool, Blocked | None]:
         table = self.table
         stats = self.stats
         stats.events += 1
         uid = -1
         key: tuple[int, int] | None = None
+        st: os.stat_result | None = None
         try:
             st = os.fstat(fd)
             key = (st.st_dev, st.st_ino)
@@ -187,16 +255,20 @@ class GateLoop:
             if pending is not None and pending[0][0] == key and time.monotonic() <= pending[1]:
                 # The `#!` interpreter (or env's target) of the script this thread's exec
                 # passed a moment ago: allowed for this step only, never cached.
-                steps, until = pending
+                steps, until, own = pending
                 if len(steps) > 1:
-                    self._chains[tid] = (steps[1:], until)
+                    self._chains[tid] = (steps[1:], until, own)
                 else:
                     del self._chains[tid]
                 stats.allowed += 1
+                self._arm(fd, st, tid)  # a dynamic interpreter: its loader is next
                 return True, None
+            if pending is not None and key not in table.loaders:  # a different exec
+                del self._chains[tid]
             rule = table.by_inode.get(key)
-            if rule is None or not rule.allowed:  # known-allowed files need no uid
-                uid = uid_of(tid)
+            loader = key in table.loaders
+            if loader or rule is None or not rule.allowed or rule.sandbox_only:
+                uid = uid_of(tid)  # known-allowed files need no uid
             config = table.config
             verdict = judge(
                 table,
@@ -204,6 +276,8 @@ class GateLoop:
                 key,
                 lambda: os.readlink(f"/proc/self/fd/{fd}"),
                 lambda: hash_fd(fd, config.hash_size_cap, config.hash_deadline),
+                loader_step=loader and self._loader_step(tid),
+                in_sandbox=lambda: os.stat(f"/proc/{tid}/ns/mnt").st_ino != self._mount_ns,
             )
         except Exception:  # logged, counted, and answered below
             # The exec'ing thread vanished, /proc failed, or a bug: closed for the child only.
@@ -213,11 +287,13 @@ class GateLoop:
             verdict = Judgement(allow, False, None, None if allow else GateReason.ERROR.value)
         if verdict.allow:
             stats.allowed += 1
+            if st is not None and key not in table.loaders:
+                self._arm(fd, st, tid)
             chain = table.script_chains.get(key) if key is not None else None
-            if chain is not None:  # its interpreter comes next; a cached script would not tell us
+            if chain is not None and key is not None:  # its interpreter next: never cache the script
                 if len(self._chains) >= MAX_CHAINS:  # execs that failed after the script
                     self._chains.clear()
-                self._chains[tid] = (chain, time.monotonic() + CHAIN_SECONDS)
+                self._chains[tid] = (chain, time.monotonic() + CHAIN_SECONDS, frozenset((key, *chain)))
             elif verdict.cache and self.cache:
                 self._cache(fd, table)
             return True, None

@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from agent.core.decision import AppAccess
+from agent.execgate.base import is_loader_name, not_base_reason
 from agent.execgate.catalogue import AppInfo, script_chain, walk_executables
 
 
@@ -27,6 +28,8 @@ class GateReason(StrEnum):
     UNKNOWN = "unknown"  # not an app, not the OS base
     HASH_TIMEOUT = "hash_timeout"  # could not hash in time: denied for the child
     ERROR = "error"  # the gate failed on this event: denied for the child
+    LOADER_RUN = "loader_run"  # the dynamic loader run as a program, not as a program's step
+    OUTSIDE_SANDBOX = "outside_sandbox"  # a base tree's shell or interpreter, run on the host
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +39,13 @@ class FileRule:
     app_id: str | None
     allowed: bool
     reason: str | None = None
+    # Allowed to the child only inside a sandbox (a mount namespace not the gate's): a
+    # base tree's shell, interpreter or tool that `base.py` keeps out of the host's base.
+    sandbox_only: bool = False
 
 
 BASE_RULE = FileRule(None, True)
+SANDBOX_RULE = FileRule(None, True, sandbox_only=True)
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,9 @@ class GateConfig:
     base_prefixes: tuple[str, ...] = ()  # directories of OS helpers the session needs
     base_trees: tuple[str, ...] = ()  # directories whose executables are base, by inode
     # (e.g. /var/lib/flatpak/runtime/: seen under sandbox paths, so not by prefix)
+    # The dynamic loaders (`loader_paths()`; those in `base_trees` are found by name):
+    # the child's exec of one passes only as a dynamic program's second step (README.md).
+    loaders: tuple[str, ...] = ()
     child_writable: tuple[str, ...] = (
         "/run/media/",
         "/home/",
@@ -80,6 +90,8 @@ class GateTable:
     # thread (its `#!` interpreter; for `#!/usr/bin/env X`, env then X). Interpreters are
     # allowed to the child only as that next step, never when called directly.
     script_chains: Mapping[tuple[int, int], tuple[tuple[int, int], ...]] = field(default_factory=dict)
+    # The dynamic loaders' inodes: never cached, never base, judged by `judge`'s first rule.
+    loaders: frozenset[tuple[int, int]] = frozenset()
 
     def is_system(self, uid: int) -> bool:
         """True for uids the gate never blocks (root, system services, exempt accounts)."""
@@ -153,8 +165,22 @@ def build_table(
             by_hash[digest] = _merge(by_hash.get(digest), rule)
         prefixes.extend((p, rule) for p in app.prefixes)
     base_files = list(config.base_paths)
-    for tree in config.base_trees:
-        base_files += walk_executables(tree)
+    loader_files = list(config.loaders)
+    sandbox_files: list[str] = []
+    for tree in config.base_trees:  # e.g. a Flatpak runtime: bash and python3 inside
+        for path in walk_executables(tree):
+            if is_loader_name(path):
+                loader_files.append(path)
+            elif not_base_reason(path) is not None:
+                sandbox_files.append(path)
+            else:
+                base_files.append(path)
+    loaders: set[tuple[int, int]] = set()
+    for path in loader_files:
+        try:
+            loaders.add(_key(stat(path)))
+        except OSError:
+            continue
     for path in base_files:  # the session's needs win over an app's verdict
         try:
             st = stat(path)
@@ -164,7 +190,16 @@ def build_table(
         by_path[path] = BASE_RULE
         add_chain(path)
     prefixes.sort(key=lambda item: len(item[0]), reverse=True)
-    return GateTable(generation, config, by_inode, by_hash, by_path, tuple(prefixes), chains)
+    for path in sandbox_files:
+        try:
+            st = stat(path)
+        except OSError:
+            continue
+        by_inode[(st.st_dev, st.st_ino)] = SANDBOX_RULE
+    for key in loaders:  # a loader listed as base (or an app's file) must not be cached
+        by_inode.pop(key, None)
+    return GateTable(generation, config, by_inode, by_hash, by_path, tuple(prefixes), chains,
+                     frozenset(loaders))
 
 
 def _key(st: os.stat_result) -> tuple[int, int]:
@@ -181,7 +216,8 @@ LOADER_GLOBS = (
 
 def loader_paths(globs: Iterable[str] = LOADER_GLOBS) -> tuple[str, ...]:
     """The ELF program interpreters (dynamic loaders), resolved: the kernel opens the
-    loader for exec on every dynamic exec, so the gate must allow it to everyone."""
+    loader for exec on every dynamic exec, and a loader run as a program maps any file
+    it is given without an exec of that file (so the gate judges it: `judge`)."""
     found = {os.path.realpath(p) for pattern in globs for p in glob.glob(pattern)}
     return tuple(sorted(p for p in found if os.path.isfile(p)))
 
@@ -196,10 +232,22 @@ def judge(
     key: tuple[int, int],
     path: Callable[[], str],
     content_hash: Callable[[], str | None],
+    loader_step: bool = False,
+    in_sandbox: Callable[[], bool] = lambda: False,
 ) -> Judgement:
-    """The verdict for one exec. `path` and `content_hash` are called only when needed
-    (the hash may raise TimeoutError: denied for the child)."""
+    """The verdict for one exec. `path`, `content_hash` and `in_sandbox` are called only
+    when needed (the hash may raise TimeoutError: denied for the child). `loader_step`:
+    this thread is exec'ing a dynamic program that already passed, so a loader open is
+    its step. `in_sandbox`: the thread is in a mount namespace other than the gate's."""
+    if key in table.loaders:  # never cached: the child's next open of it may be a run
+        if loader_step or table.is_system(uid):
+            return Judgement(True, False)
+        return Judgement(False, False, None, GateReason.LOADER_RUN.value)
     rule = table.by_inode.get(key)
+    if rule is not None and rule.sandbox_only:  # never cached: the host's exec is judged
+        if table.is_system(uid) or in_sandbox():
+            return Judgement(True, False)
+        return Judgement(False, False, None, GateReason.OUTSIDE_SANDBOX.value)
     if rule is not None and rule.allowed:
         return Judgement(True, True, rule.app_id)
     if table.is_system(uid):
@@ -258,15 +306,18 @@ def table_to_json(table: GateTable) -> dict[str, Any]:
             "base_paths": list(c.base_paths),
             "base_prefixes": list(c.base_prefixes),
             "base_trees": list(c.base_trees),
+            "loaders": list(c.loaders),
             "child_writable": list(c.child_writable),
             "hash_size_cap": c.hash_size_cap,
             "hash_deadline": c.hash_deadline,
         },
-        "by_inode": [[d, i, r.app_id, r.allowed, r.reason] for (d, i), r in table.by_inode.items()],
+        "by_inode": [[d, i, r.app_id, r.allowed, r.reason, r.sandbox_only]
+                     for (d, i), r in table.by_inode.items()],
         "by_hash": [[h, r.app_id, r.allowed, r.reason] for h, r in table.by_hash.items()],
         "by_path": [[p, r.app_id, r.allowed, r.reason] for p, r in table.by_path.items()],
         "app_prefixes": [[p, r.app_id, r.allowed, r.reason] for p, r in table.app_prefixes],
         "script_chains": [[d, i, [list(k) for k in steps]] for (d, i), steps in table.script_chains.items()],
+        "loaders": [list(k) for k in sorted(table.loaders)],
     }
 
 
@@ -279,6 +330,7 @@ def table_from_json(data: Mapping[str, Any]) -> GateTable:
         base_paths=tuple(c["base_paths"]),
         base_prefixes=tuple(c["base_prefixes"]),
         base_trees=tuple(c["base_trees"]),
+        loaders=tuple(c["loaders"]),
         child_writable=tuple(c["child_writable"]),
         hash_size_cap=int(c["hash_size_cap"]),
         hash_deadline=float(c["hash_deadline"]),
@@ -286,10 +338,12 @@ def table_from_json(data: Mapping[str, Any]) -> GateTable:
     return GateTable(
         generation=int(data["generation"]),
         config=config,
-        by_inode={(int(d), int(i)): FileRule(a, bool(ok), r) for d, i, a, ok, r in data["by_inode"]},
+        by_inode={(int(d), int(i)): FileRule(a, bool(ok), r, bool(sb))
+                  for d, i, a, ok, r, sb in data["by_inode"]},
         by_hash={h: FileRule(a, bool(ok), r) for h, a, ok, r in data["by_hash"]},
         by_path={p: FileRule(a, bool(ok), r) for p, a, ok, r in data["by_path"]},
         app_prefixes=tuple((p, FileRule(a, bool(ok), r)) for p, a, ok, r in data["app_prefixes"]),
         script_chains={(int(d), int(i)): tuple((int(kd), int(ki)) for kd, ki in steps)
                        for d, i, steps in data["script_chains"]},
+        loaders=frozenset((int(d), int(i)) for d, i in data["loaders"]),
     )

@@ -16,12 +16,18 @@ Layout (little-endian):
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import struct
+import sys
+import tempfile
+from array import array
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
 
 try:  # the builtin module: importing hashlib would also map OpenSSL (~2 MiB RSS)
     from _blake2 import blake2b
@@ -48,40 +54,128 @@ def bucket_bits_for(count: int) -> int:
     return max(0, min(24, count.bit_length() - 4))
 
 
+def _bucket_starts(bits: int, count: int, ordered: Iterable[Iterable[int]]) -> array[int]:
+    """The (2**bits + 1) uint32 bucket starts of sorted hashes (given in chunks)."""
+    starts = array("I", bytes(4 * ((1 << bits) + 1)))
+    if bits:
+        shift = 64 - bits
+        for chunk in ordered:
+            for h in chunk:
+                starts[(h >> shift) + 1] += 1
+        total = 0
+        for i in range(len(starts)):
+            total += starts[i]
+            starts[i] = total
+    else:
+        starts[1] = count
+    return starts
+
+
+def _head(bits: int, count: int, starts: array[int]) -> bytes:
+    """Header and bucket index: everything of the file before the hashes."""
+    if sys.byteorder != "little":  # pragma: no cover - the device and CI are little-endian
+        starts.byteswap()
+    index = starts.tobytes()  # not struct.pack(*starts): 2**B Python ints at once
+    if len(index) % 8:
+        index += b"\x00" * (8 - len(index) % 8)
+    return _HEADER.pack(MAGIC, VERSION, bits, count, 0) + index
+
+
 def encode(hashes: Iterable[int]) -> bytes:
     """The file's bytes for a set of hashes (duplicates removed, sorted)."""
     ordered = sorted(set(hashes))
     count = len(ordered)
     bits = bucket_bits_for(count)
-    shift = 64 - bits
-    starts = [0] * ((1 << bits) + 1)
-    if bits:
-        for h in ordered:
-            starts[(h >> shift) + 1] += 1
-        for i in range(1, len(starts)):
-            starts[i] += starts[i - 1]
-    else:
-        starts[1] = count
-    index = struct.pack(f"<{len(starts)}I", *starts)
-    if len(index) % 8:
-        index += b"\x00" * (8 - len(index) % 8)
     body = struct.pack(f"<{count}Q", *ordered)
-    return _HEADER.pack(MAGIC, VERSION, bits, count, 0) + index + body
+    return _head(bits, count, _bucket_starts(bits, count, (ordered,))) + body
+
+
+_CHUNK = 1 << 16  # hashes per read while streaming (512 KiB)
+
+
+def write_sorted(out: BinaryIO, ordered: Iterable[int], scratch: Path) -> int:
+    """Write the file for hashes given in ascending order, each once (what `encode` makes of
+    them, byte for byte), in bounded memory: the hashes go to a scratch file first (the
+    header needs their count), which is read twice (bucket index, then the body). Returns
+    the count."""
+    fd, name = tempfile.mkstemp(prefix=".mmdl-body-", dir=scratch)
+    try:
+        count = 0
+        with os.fdopen(fd, "wb") as body:
+            chunk = array("Q")
+            for h in ordered:
+                chunk.append(h)
+                if len(chunk) >= _CHUNK:
+                    _store(chunk, body)
+                    count += len(chunk)
+                    chunk = array("Q")
+            _store(chunk, body)
+            count += len(chunk)
+        bits = bucket_bits_for(count)
+        with open(name, "rb") as body:
+            out.write(_head(bits, count, _bucket_starts(bits, count, _chunks(body))))
+            body.seek(0)
+            while data := body.read(_CHUNK * 8):
+                out.write(data)
+        return count
+    finally:
+        os.unlink(name)
+
+
+def _store(chunk: array[int], fh: BinaryIO) -> None:
+    if sys.byteorder != "little":  # pragma: no cover - the device and CI are little-endian
+        chunk.byteswap()
+    chunk.tofile(fh)
+
+
+def _chunks(fh: BinaryIO) -> Iterator[array[int]]:
+    while data := fh.read(_CHUNK * 8):
+        chunk = array("Q", data)
+        if sys.byteorder != "little":  # pragma: no cover
+            chunk.byteswap()
+        yield chunk
+
+
+class AtomicFile:
+    """A file that appears whole under its name or not at all: written to a hidden
+    temporary beside it, `commit()` fsyncs it, renames it over and fsyncs the directory;
+    `discard()` (or leaving the `with` block without committing) removes it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        self.fh: BinaryIO = open(self.tmp, "wb")  # noqa: SIM115 - closed by commit/discard
+
+    def commit(self) -> None:
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        self.fh.close()
+        os.replace(self.tmp, self.path)
+        dirfd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dirfd)
+        finally:
+            os.close(dirfd)
+
+    def discard(self) -> None:
+        self.fh.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.tmp.unlink()
+
+    def __enter__(self) -> AtomicFile:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if not self.fh.closed:
+            self.discard()
 
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write, fsync, rename over: readers see the old file or the new one, never half."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    dirfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dirfd)
-    finally:
-        os.close(dirfd)
+    with AtomicFile(path) as f:
+        f.fh.write(data)
+        f.commit()
 
 
 class HashList:

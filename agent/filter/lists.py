@@ -6,18 +6,26 @@ IDNA-encoded and de-duplicated; a name whose parent is also listed is dropped (t
 checks parents anyway). Each output is written atomically, so a running filter keeps its
 old mapping until it reloads.
 
+Memory stays bounded whatever the size of a list (3M names in under 64 MiB): names are
+sorted top label first in runs on disk, merged (each name once, a listed name directly
+before the names below it, so covered children drop out in one pass), and their hashes
+sorted and merged the same way into the file (`agent.filter.spill`); the runs and the
+staged files live in the output directory and are removed as they are used.
+
 Source layout: `SRC/<category>.txt` and/or `SRC/<category>/*` (every file in it).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.filter.hashlist import SUFFIX, encode, name_hash, write_atomic
+from agent.filter.hashlist import SUFFIX, AtomicFile, name_hash, write_sorted
 from agent.filter.match import GUARDIAN_ALLOW, GUARDIAN_BLOCK
 from agent.filter.names import looks_like_ip, normalize_domain, wire_name
+from agent.filter.spill import TEXT, U64, Spill
 
 CATEGORIES: tuple[str, ...] = (
     "adult",
@@ -127,53 +135,88 @@ def read_sources(
                 raise ListSourceError(f"{path}: not UTF-8 text ({exc.reason})") from None
 
 
-def minimal_hashes(domains: Iterable[str]) -> tuple[list[int], int]:
-    """Hashes of the names not covered by a listed parent, and how many unique names came in."""
-    wires = {wire_name(d) for d in domains}
-    full = {name_hash(w) for w in wires}
-    kept: list[int] = []
-    for wire in wires:
-        pos = wire[0] + 1
-        covered = False
-        while wire[pos]:
-            if name_hash(wire[pos:]) in full:
-                covered = True
-                break
-            pos += wire[pos] + 1
-        if not covered:
-            kept.append(name_hash(wire))
-    return kept, len(wires)
+RUN_NAMES = 50_000  # names a sorted run holds (~4 MiB of Python strings)
+RUN_HASHES = 131_072  # hashes a sorted run holds (~5 MiB)
+_SEP = ","  # sorts below every label character (a-z 0-9 _ -), so a name's children follow it
 
 
-def build_category(
-    src: Path, category: str, progress: Progress | None = None, strict: bool = False
-) -> tuple[CompileReport, bytes]:
-    """Read and compile one category in memory (an empty source yields an empty list)."""
+def _tree_key(domain: str) -> str:
+    """The name's labels from the top down ("www.example.com" -> "com,example,www"): in
+    this order a listed name is followed directly by every listed name below it."""
+    return _SEP.join(reversed(domain.split(".")))
+
+
+def _wire_of_key(key: str) -> bytes:
+    return wire_name(".".join(reversed(key.split(_SEP))))
+
+
+def minimal_hashes(keys: Iterable[str], report: CompileReport) -> Iterator[int]:
+    """Hashes of the names not covered by a listed parent, from unique tree keys in
+    order (`report.names` counts them). The names below a kept name come right after it,
+    so one comparison with the last kept name tells whether a name is covered."""
+    kept_prefix = None  # the last kept key and the separator: its children start so
+    for key in keys:
+        report.names += 1
+        if kept_prefix is not None and key.startswith(kept_prefix):
+            continue
+        kept_prefix = key + _SEP
+        yield name_hash(_wire_of_key(key))
+
+
+def stage_category(
+    src: Path, out: Path, category: str, progress: Progress | None = None, strict: bool = False
+) -> tuple[CompileReport, AtomicFile]:
+    """Compile one category into a hidden file in `out` (an empty source yields an empty
+    list), not yet in place: the caller commits or discards it. Memory stays bounded
+    whatever the list's size: names and then hashes are sorted in runs on disk in `out`
+    (`agent.filter.spill`) and merged."""
     if category not in ALL_LISTS:
         raise ListSourceError(f"unknown category {category!r}; known: {', '.join(ALL_LISTS)}")
     report = CompileReport(category)
     files = source_files(src, category)
-    hashes, report.names = minimal_hashes(read_sources(files, report, progress))
-    if strict and report.skipped:
-        raise ListSourceError(
-            f"{category}: {report.skipped} invalid lines, first: {report.problems[0]}"
-        )
-    report.written = len(hashes)
+
+    def ran(what: str) -> Callable[[int, int], None]:
+        def told(runs: int, items: int) -> None:
+            if progress is not None:
+                progress(f"{category}: {what} run {runs} sorted ({items:,} so far)")
+        return told
+
+    with Spill(out, TEXT, RUN_NAMES, ran("name")) as names, \
+            Spill(out, U64, RUN_HASHES, ran("hash")) as hashes:
+        for domain in read_sources(files, report, progress):
+            names.add(_tree_key(domain))
+        if strict and report.skipped:
+            raise ListSourceError(
+                f"{category}: {report.skipped} invalid lines, first: {report.problems[0]}"
+            )
+        if progress is not None and names.runs:
+            progress(f"{category}: merging {names.runs} name runs")
+        for h in minimal_hashes(names.merged(), report):
+            hashes.add(h)
+        names.close()
+        if progress is not None and hashes.runs:
+            progress(f"{category}: merging {hashes.runs} hash runs")
+        staged = AtomicFile(out / f"{category}{SUFFIX}")
+        try:
+            report.written = write_sorted(staged.fh, hashes.merged(), out)
+        except BaseException:
+            staged.discard()
+            raise
+    report.output = staged.path
     if progress is not None:
         progress(
             f"{category}: {report.written:,} names compiled "
             f"({report.names:,} unique, {report.skipped:,} invalid lines skipped)"
         )
-    return report, encode(hashes)
+    return report, staged
 
 
 def compile_category(
     src: Path, out: Path, category: str, progress: Progress | None = None, strict: bool = False
 ) -> CompileReport:
     """Compile one category and replace its list file atomically."""
-    report, data = build_category(src, category, progress, strict)
-    report.output = out / f"{category}{SUFFIX}"
-    write_atomic(report.output, data)
+    report, staged = stage_category(src, out, category, progress, strict)
+    staged.commit()
     return report
 
 
@@ -189,16 +232,26 @@ def compile_all(
         raise ListSourceError(f"{src}: list source directory does not exist")
     known = set(ALL_LISTS)
     for entry in sorted(src.iterdir()):
-        if entry.name.startswith(".") or entry.name.lower() == "readme.md":
-            continue
+        if entry.name.startswith(".") or entry.name.lower().endswith(".md"):
+            continue  # README.md, SOURCES.md: documentation beside the sources
         stem = entry.name[:-4] if entry.is_file() and entry.name.endswith(".txt") else entry.name
         if stem not in known:
             raise ListSourceError(
                 f"{entry}: unknown category {stem!r}; known: {', '.join(ALL_LISTS)}"
             )
-    built = [build_category(src, c, progress, strict) for c in ALL_LISTS]
-    out.mkdir(parents=True, exist_ok=True)
-    for report, data in built:
-        report.output = out / f"{report.category}{SUFFIX}"
-        write_atomic(report.output, data)
-    return [report for report, _ in built]
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)  # the runs and staged files are written there
+    staged: list[tuple[CompileReport, AtomicFile]] = []
+    try:
+        for category in ALL_LISTS:
+            staged.append(stage_category(src, out, category, progress, strict))
+    except BaseException:
+        for _, pending in staged:
+            pending.discard()
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # nothing written: not even the directory
+        raise
+    for _, pending in staged:
+        pending.commit()
+    return [report for report, _ in staged]

@@ -44,6 +44,11 @@ VERDICT_ALLOWLIST_ONLY = Verdict(BLOCK, REASON_ALLOWLIST_ONLY)
 VERDICT_GUARDIAN = Verdict(BLOCK, REASON_GUARDIAN)
 
 
+def missing_lists_text(categories: tuple[str, ...]) -> str:
+    """How `status`, `explain` and the log name blocked categories without a list."""
+    return "; ".join(f"{c}: no list installed" for c in categories)
+
+
 class ListStore:
     """Opens compiled list files on demand and keeps them mapped while unchanged on disk."""
 
@@ -85,6 +90,7 @@ class Matcher:
         "_block_lists",
         "_block_set",
         "allowlist_only",
+        "missing",
         "profile",
         "safesearch",
         "version",
@@ -102,11 +108,17 @@ class Matcher:
         guardian = store.get(GUARDIAN_BLOCK)
         if guardian is not None and len(guardian):
             blocks.append((VERDICT_GUARDIAN, guardian))
+        missing = []
         for category in sorted(profile.block_categories):
             hl = store.get(category)
             if hl is not None and len(hl):
                 blocks.append((Verdict(BLOCK, category), hl))
+            else:
+                missing.append(category)
         self._block_lists = tuple(blocks)
+        # Blocked categories with no (or an empty) compiled list: they block nothing, and
+        # the agent says so loudly (log, status, explain, an event for the guardian).
+        self.missing: tuple[str, ...] = tuple(missing)
         self.safesearch = SafeSearch(
             profile.safesearch, profile.youtube if profile.youtube else YouTubeMode.OFF
         )
@@ -125,6 +137,16 @@ class Matcher:
 
     def verdict(self, wire: bytes) -> Verdict:
         """The verdict for a lowercase wire name: allow lists first, then blocks."""
+        return self._judge(wire, self.allowlist_only)
+
+    def chain_verdict(self, wire: bytes) -> Verdict:
+        """The verdict for a name an allowed answer's CNAME chain goes through: the same
+        allow lists and blocks, but allowlist-only mode's "everything else" does not
+        apply (an allowed site's CDN is not on the guardian's list; a chain reaching a
+        listed category, a guardian's block or a canary is still blocked)."""
+        return self._judge(wire, False)
+
+    def _judge(self, wire: bytes, allowlist_only: bool) -> Verdict:
         if wire in CANARY_NAMES:
             return VERDICT_BYPASS
         # The name and each parent except the top-level label: lists never hold a bare
@@ -149,7 +171,7 @@ class Matcher:
                         allowed = True
                         break
         if not allowed:
-            if self.allowlist_only:
+            if allowlist_only:
                 if wire not in TARGET_NAMES:
                     return VERDICT_ALLOWLIST_ONLY
             else:

@@ -7,13 +7,21 @@
     ...
     net.stop()
 
-The filter binds before the table redirects anything to it, and the table is replaced
-(atomically) only when the allowlist-only switch flips; everything else is a snapshot swap
-inside the filter.
+The filter binds before the table redirects anything to it. The table's egress is closed
+in every mode (the child reaches only addresses the filter resolved for it, and the
+policy's `egress_allow` networks); it is replaced (atomically: a new epoch, empty learned
+sets) only when the filter tightens into allowlist-only, so nothing learned under the
+looser profile, and no flow it allowed, outlives the switch. A changed `egress_allow`
+replaces the fixed sets alone; everything else is a snapshot swap inside the filter.
+The epoch (the conntrack mark of the flows a table accepted) is the settings' (1) in the
+looser modes, so the child's flows, a call among them, survive an agent restart;
+allowlist-only, at start or when tightening, takes a fresh one, so no flow from before
+survives it.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -44,57 +52,77 @@ class NetworkFilter:
             raise ValueError(
                 f"nft filter_port {self.nft_settings.filter_port} is not the filter's port {port}"
             )
-        self._nft: nft.Nft | None = None
+        self._learner: nft.NftSetLearner | None = None
         self._filter: DnsFilter | None = None
-        self._allowlist_only: bool | None = None
+        self._allowlist_only = False
+        self._fixed: frozenset[str] = frozenset()
+        self._epoch = self.nft_settings.epoch
 
     @property
     def dns(self) -> DnsFilter | None:
         return self._filter
 
     def start(self, profile: FilterProfile, version: int) -> None:
-        self._nft = nft.Nft()
+        self._learner = nft.NftSetLearner(nft.Nft())
         self._filter = DnsFilter(
             self.settings, profile, version, clock=self.clock, events=self.events,
-            learner=nft.NftSetLearner(self._nft),
+            learner=self._learner,
         )
         self._filter.start()
+        if profile.allowlist_only:  # nothing from before this start may survive
+            self._epoch = _fresh_epoch(self._epoch)
         try:
-            self._apply(profile.allowlist_only)
+            self._install(profile)
         except nft.NftError:
             self._filter.stop()
             raise
 
     def update(self, profile: FilterProfile, version: int) -> None:
-        if self._filter is None:
+        if self._filter is None or self._learner is None:
             raise RuntimeError("NetworkFilter.update before start")
-        if profile.allowlist_only != self._allowlist_only:
-            # Switch the filter first when tightening, the table first when loosening,
-            # so there is never a moment with the looser of both.
-            if profile.allowlist_only:
-                self._filter.set_profile(profile, version)
-                self._apply(True)
-            else:
-                self._apply(False)
-                self._filter.set_profile(profile, version)
-        elif version != self._filter.version or profile != self._filter_profile():
+        if version != self._filter.version or profile != self._filter_profile():
             self._filter.set_profile(profile, version)
+        if profile.allowlist_only and not self._allowlist_only:
+            # Tightening: the filter first (no new looser answers), then a new table whose
+            # empty sets and new epoch drop what the looser profile let the child reach.
+            self._epoch = _fresh_epoch(self._epoch)
+            self._install(profile)
+        else:
+            self._allowlist_only = profile.allowlist_only
+            if profile.egress_allow != self._fixed:
+                self._learner.set_fixed(sorted(profile.egress_allow))
+                self._fixed = profile.egress_allow
+
+    def set_upstreams(self, upstreams: tuple[tuple[str, int], ...]) -> None:
+        """Forward to these resolvers from now on (the network's changed; any thread)."""
+        if self._filter is None:
+            raise RuntimeError("NetworkFilter.set_upstreams before start")
+        self._filter.set_upstreams(upstreams)
 
     def _filter_profile(self) -> FilterProfile | None:
         return self._filter.profile if self._filter is not None else None
 
-    def _apply(self, allowlist_only: bool) -> None:
-        assert self._nft is not None
-        nft.apply(replace(self.nft_settings, allowlist_only=allowlist_only), self._nft)
-        self._allowlist_only = allowlist_only
+    def _install(self, profile: FilterProfile) -> None:
+        assert self._learner is not None
+        self._learner.install(replace(self.nft_settings, fixed_allow=tuple(sorted(profile.egress_allow)),
+                                      epoch=self._epoch))
+        self._allowlist_only = profile.allowlist_only
+        self._fixed = profile.egress_allow
 
     def stop(self) -> None:
         try:
-            if self._nft is not None:
-                nft.remove(self._nft)
-                self._nft.close()
+            if self._learner is not None:
+                nft.remove(self._learner.nft)
+                self._learner.nft.close()
         finally:
-            self._nft = None
+            self._learner = None
             if self._filter is not None:
                 self._filter.stop()
                 self._filter = None
+
+
+def _fresh_epoch(current: int) -> int:
+    """An epoch no earlier table of this device is likely to have used (from the clock,
+    never 1, never `current`)."""
+    epoch = 2 + int(time.time()) % (2**31 - 3)
+    return epoch if epoch != current else 2 + (epoch - 1) % (2**31 - 3)

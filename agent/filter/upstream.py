@@ -64,11 +64,14 @@ class Upstreams:
         self._rng = random.Random(os.urandom(16))
 
     def connect(self) -> list[socket.socket]:
-        """One connected UDP socket per resolver (the caller polls them)."""
+        """One connected UDP socket per resolver (the caller polls them). A resolver with
+        no route yet keeps an unconnected socket: its sends fail and the timeout path fails
+        over, as for any resolver that does not answer."""
         for host, port in self.addresses:
             u = socket.socket(family(host), socket.SOCK_DGRAM)
             u.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-            u.connect((host, port))
+            with contextlib.suppress(OSError):
+                u.connect((host, port))
             self.sockets.append(u)
         return self.sockets
 
@@ -85,8 +88,9 @@ class Upstreams:
         """Send `upstream_query` (the client's query, or its SafeSearch rewrite) upstream;
         the answer comes back through `replies`."""
         pending = self.pending
-        if len(pending) >= self.max_pending:
-            # A flood: refuse rather than grow without bound (or run out of IDs).
+        if len(pending) >= self.max_pending or not self.sockets:
+            # A flood: refuse rather than grow without bound (or run out of IDs); or no
+            # resolver known yet (the network is not up).
             self.stats.servfail += 1
             with contextlib.suppress(OSError):
                 client.sendto(dw.error_response(query, dw.SERVFAIL, question), addr)
@@ -114,6 +118,14 @@ class Upstreams:
         except OSError:
             # Unreachable right now: let the timeout path fail over.
             return
+
+    def next_deadline(self) -> float | None:
+        """When the first query in flight times out (monotonic), None if none is. Every
+        attempt goes in (a retry again, at the end) with `now + timeout`, one timeout for
+        all: the dict's insertion order is deadline order, so the first entry is due first."""
+        for entry in self.pending.values():
+            return entry.deadline
+        return None
 
     def expire(self, now: float) -> None:
         """Fail over every query whose attempt timed out (SERVFAIL after the last resolver)."""
@@ -181,6 +193,17 @@ class Upstreams:
             if reply is not None and reply[:2] == query[:2]:
                 return reply
         return None
+
+    def abandon(self) -> None:
+        """SERVFAIL every query in flight (the resolvers are being replaced), then close."""
+        for entry in self.pending.values():
+            self.stats.servfail += 1
+            with contextlib.suppress(OSError):
+                entry.client.sendto(
+                    dw.error_response(entry.query, dw.SERVFAIL, entry.question), entry.addr
+                )
+        self.pending.clear()
+        self.close()
 
     def close(self) -> None:
         for s in self.sockets:

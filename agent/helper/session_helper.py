@@ -13,19 +13,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+import segno
 from dbus_fast import BusType, Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 from dbus_fast.errors import DBusError
 
 from agent.bus.background import BackgroundTasks
 from agent.bus.calls import add_match, call
-from agent.core import messages
-from agent.core.messages import Key
+from agent.locale import messages
+from agent.locale.messages import Key
 
 log = logging.getLogger("minormode.helper")
 
@@ -35,8 +38,12 @@ NOTIFICATIONS = "org.freedesktop.Notifications"
 NOTIFICATIONS_PATH = "/org/freedesktop/Notifications"
 APP_NAME = "minormode"
 ICON = "appointment-soon"
+GUARDIAN = "org.minormode.Guardian1"
+GUARDIAN_PATH = "/org/minormode/Guardian1"
 ACTION_MORE_TIME = "more-time"
 ACTION_REPORT = "report"
+ACTION_SAME = "pairing-same"
+ACTION_DIFFERENT = "pairing-different"
 URGENCY_NORMAL, URGENCY_CRITICAL = 1, 2
 
 
@@ -53,6 +60,7 @@ class SessionHelper:
         self.notifier_owner: str | None = None
         self.ours: set[int] = set()  # ids of notifications we showed with actions
         self.warning_id = 0  # a new warning replaces the previous one
+        self.pairing_id = 0  # the pairing notice, replaced as pairing goes on
         self._background = BackgroundTasks(log, "helper task")
 
     async def start(self) -> None:
@@ -63,6 +71,7 @@ class SessionHelper:
         self.system.add_message_handler(self._on_system)
         self.session.add_message_handler(self._on_session)
         await add_match(self.system, f"type='signal',sender='{AGENT}',interface='{AGENT}'")
+        await add_match(self.system, f"type='signal',sender='{AGENT}',interface='{GUARDIAN}'")
         await add_match(self.system, "type='signal',sender='org.freedesktop.DBus',"
                                      f"member='NameOwnerChanged',arg0='{AGENT}'")
         await add_match(self.session, f"type='signal',sender='{NOTIFICATIONS}',"
@@ -110,10 +119,40 @@ class SessionHelper:
                 if self.agent_owner:
                     self._background.spawn(self.show_current_lock())
             return False
-        if msg.interface != AGENT or msg.sender is None or msg.sender != self.agent_owner:
+        if msg.interface not in (AGENT, GUARDIAN) or msg.sender is None or msg.sender != self.agent_owner:
+            return False
+        if msg.interface == GUARDIAN:
+            if msg.member == "PairingChanged" and msg.signature == "ss":
+                self._background.spawn(self.show_pairing(str(msg.body[0]), str(msg.body[1])))
             return False
         self._background.spawn(self.handle(msg.member or "", msg.signature, list(msg.body)))
         return False
+
+    async def show_pairing(self, state: str, sas: str) -> None:
+        """Pairing through the dashboard, on the child's screen: the code (and the QR code
+        as the notification's image), then the SAS to compare with the guardian's phone."""
+        if self.system is None:
+            return
+        try:
+            reply = await call(self.system, AGENT, GUARDIAN_PATH, GUARDIAN, "GetTrust")
+        except DBusError as exc:
+            log.warning("pairing state unavailable: %s", exc)
+            return
+        trust = {k: v.value for k, v in reply.body[0].items()}
+        title = self._text(Key.PAIRING_TITLE)
+        if trust.get("Paired"):
+            self.pairing_id = await self.notify(title, self._text(Key.PAIRED), replaces=self.pairing_id)
+        elif sas:
+            shown = f"{sas[:3]} {sas[3:]}"
+            self.pairing_id = await self.notify(
+                title, messages.message(Key.PAIRING_SAS, self.language, sas=shown), urgency=URGENCY_CRITICAL,
+                replaces=self.pairing_id, actions=[ACTION_SAME, self._text(Key.PAIRING_SAME),
+                                                   ACTION_DIFFERENT, self._text(Key.PAIRING_DIFFERENT)])
+        elif trust.get("Code"):
+            code = str(trust["Code"])
+            self.pairing_id = await self.notify(
+                title, messages.message(Key.PAIRING_CODE, self.language, code=f"{code[:4]} {code[4:]}"),
+                replaces=self.pairing_id, image=qr_image(str(trust.get("QrUrl", ""))))
 
     async def handle(self, member: str, signature: str, body: list[Any]) -> None:
         """One agent signal -> one notification."""
@@ -142,10 +181,13 @@ class SessionHelper:
     # ------------------------------------------------------------------ notifications
 
     async def notify(self, summary: str, body: str, *, actions: Sequence[str] = (),
-                     urgency: int = URGENCY_NORMAL, timeout: int = -1, replaces: int = 0) -> int:
+                     urgency: int = URGENCY_NORMAL, timeout: int = -1, replaces: int = 0,
+                     image: str = "") -> int:
         if self.session is None:
             raise RuntimeError("SessionHelper.start() was not called")
         hints = {"urgency": Variant("y", urgency), "desktop-entry": Variant("s", APP_NAME)}
+        if image:
+            hints["image-path"] = Variant("s", image)
         try:
             reply = await call(self.session, NOTIFICATIONS, NOTIFICATIONS_PATH, NOTIFICATIONS,
                                "Notify", "susssasa{sv}i",
@@ -182,10 +224,24 @@ class SessionHelper:
             elif action == ACTION_REPORT:
                 await call(self.system, AGENT, AGENT_PATH, AGENT, "Report", "ss", ["help", ""])
                 await self.notify(self._text(Key.NOTICE_TITLE), self._text(Key.REPORT_SENT))
+            elif action in (ACTION_SAME, ACTION_DIFFERENT):
+                await call(self.system, AGENT, GUARDIAN_PATH, GUARDIAN, "ConfirmPairing", "b",
+                           [action == ACTION_SAME])
         except DBusError as exc:
             log.error("%s failed: %s", action, exc)
             await self.notify(self._text(Key.NOTICE_TITLE), exc.text)
 
+
+
+def qr_image(url: str) -> str:
+    """The pairing link as a QR code image in the user's runtime directory (a full QR,
+    never Micro QR); "" when there is nowhere to put it."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if not url or not runtime:
+        return ""
+    path = Path(runtime) / "minormode-pairing-qr.png"
+    segno.make_qr(url).save(str(path), scale=8, border=4)
+    return str(path)
 
 
 async def _owner(bus: MessageBus, name: str) -> str | None:

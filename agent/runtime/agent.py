@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import uuid
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
@@ -20,7 +21,7 @@ from agent.api.port import PolicyLoad
 from agent.core.activity import ActivityTracker, Closed, add_closed
 from agent.core.calendar import day_span, local_day, zone
 from agent.core.decide import decide
-from agent.core.decision import Decision
+from agent.core.decision import Decision, LockReason, forced_lock
 from agent.core.grants import Grant, GrantKind, GrantSource
 from agent.core.parse import (
     PolicyError,
@@ -29,18 +30,21 @@ from agent.core.parse import (
     policy_from_mapping,
     policy_to_mapping,
 )
-from agent.core.policy import AgeBand, Policy
+from agent.core.policy import AgeBand, Policy, TimeUpMode
 from agent.core.usage import Usage
 from agent.os import sdnotify
 from agent.runtime.clock import TrustedClock
 from agent.runtime.decision_events import DecisionRecorder
-from agent.store.events import Event, EventKind, EventSink
+from agent.store.events import Event, EventKind, EventSink, JSONScalar
+from agent.store.recovery import StorageHealth, is_storage_failure, set_aside_log
 from agent.store.state import StateStore
 
 log = logging.getLogger("minormode.agent")
 
 CHECKPOINT = timedelta(seconds=10)  # usage is committed at least this often
 MAX_SLEEP = 5.0  # seconds of clock time between ticks at most
+STATE = "state"  # this store's name in StorageHealth
+PURGE_EVERY = timedelta(hours=1)  # retention runs at start and then this often (trusted time)
 
 Subscriber = Callable[[Decision, Decision | None], None]
 
@@ -52,8 +56,14 @@ class Agent:
     """
 
     def __init__(self, store: StateStore, clock: TrustedClock, policy_path: Path | None,
-                 fallback_band: AgeBand = AgeBand.AGE_8_12, events: EventSink | None = None) -> None:
+                 fallback_band: AgeBand = AgeBand.AGE_8_12, events: EventSink | None = None,
+                 storage: StorageHealth | None = None) -> None:
+        """`storage`: which stores cannot be written now (shared with the journal's queue);
+        while any is failing the session is locked and usage is kept in memory."""
         self.store, self.clock, self.policy_path = store, clock, policy_path
+        self.storage = storage or StorageHealth()
+        self._unsaved: list[Closed] = []  # closed usage the state store could not take yet
+        self._session_counting = False  # what the session layer last said
         self.events: EventSink = events or store  # the encrypted journal in the daemon
         self.fallback_band = fallback_band
         self.tracker = ActivityTracker()
@@ -63,6 +73,10 @@ class Agent:
         self._committed = Usage()
         self._committed_from: date | None = None
         self._last_checkpoint: datetime | None = None
+        self._last_purge: datetime | None = None
+        # Other stores the same retention applies to (the daemon adds the daily chart counts);
+        # each is called with the cutoff instant.
+        self.retention_hooks: list[Callable[[datetime], object]] = []
         self._wake = asyncio.Event()
         self.stopping = False
         self.paired: Callable[[], bool] = lambda: False  # the trust layer says once paired
@@ -90,7 +104,8 @@ class Agent:
         try:
             policy = load_policy_file(path)
         except PolicyError as exc:
-            log.error("policy rejected, keeping version %d:\n%s", self.policy.version, exc)
+            log.error("policy rejected, keeping version %d:\n%s", self.policy.version, exc,
+                      extra={"POLICY_VERSION": self.policy.version, "POLICY_SOURCE": str(path)})
             return self._refuse(str(path), str(exc))
         return self.apply_policy(policy, str(path))
 
@@ -111,7 +126,8 @@ class Agent:
         self.policy = policy
         self.store.save_policy(policy.version, source, policy_to_mapping(policy), now)
         self.events.record(Event(EventKind.POLICY_LOADED, now, {"version": policy.version, "source": source}))
-        log.info("policy version %d loaded from %s (age band %s)", policy.version, source, policy.age_band)
+        log.info("policy version %d loaded from %s (age band %s)", policy.version, source, policy.age_band,
+                 extra={"POLICY_VERSION": policy.version, "POLICY_SOURCE": source})
         self.poke()
         return PolicyLoad(True, f"version {policy.version} loaded")
 
@@ -158,9 +174,19 @@ class Agent:
 
     def set_counting(self, counting: bool) -> None:
         """The session layer: time counts now (active, not idle/locked/asleep) or not."""
-        self.tracker, closed = self.tracker.set_counting(counting, self.now())
+        self._session_counting = counting
+        locked = self.decision is not None and self.decision.locked
+        self.tracker, closed = self.tracker.set_counting(counting and not locked, self.now())
         self._commit(closed)
         self.poke()
+
+    def _count_while(self, decision: Decision, now: datetime) -> None:
+        """In the limited mode the session stays open but the device time is over: only
+        always-allowed apps run, which never consume the budget, so nothing counts."""
+        counting = self._session_counting and not decision.locked
+        if counting != (self.tracker.active_since is not None):
+            self.tracker, closed = self.tracker.set_counting(counting, now)
+            self._commit(closed)
 
     def app_started(self, app_id: str, categories: frozenset[str]) -> None:
         self.tracker = self.tracker.app_started(app_id, categories, self.now())
@@ -218,15 +244,27 @@ class Agent:
     # ------------------------------------------------------------------ the tick
 
     def _commit(self, closed: list[Closed]) -> None:
-        self.store.commit_tick(closed, self.clock.mark)
+        """Usage to the store; on a full disk it stays in memory (counted all the same) and
+        goes with the next commit that succeeds."""
         self._committed = add_closed(self._committed, closed)
+        pending = self._unsaved + closed
+        try:
+            self.store.commit_tick(pending, self.clock.mark)
+        except (sqlite3.Error, OSError) as exc:
+            if not is_storage_failure(exc):
+                raise
+            self._unsaved = pending
+            self.storage.failed(STATE, exc)
+            return
+        self._unsaved = []
+        self.storage.recovered(STATE)
 
     def _refresh_committed(self, now: datetime) -> None:
         """Keep yesterday and today of committed usage in memory; reload on a new day."""
         tz = zone(self.policy.timezone)
         first = local_day(now, tz) - timedelta(days=1)
         if self._committed_from != first:
-            self._committed = self.store.usage_since(day_span(first, tz)[0])
+            self._committed = add_closed(self.store.usage_since(day_span(first, tz)[0]), self._unsaved)
             self._committed_from = first
 
     def tick(self) -> Decision:
@@ -236,9 +274,15 @@ class Agent:
             self.tracker, closed = self.tracker.checkpoint(now)
             self._commit(closed)
             self._last_checkpoint = now
+        if self._last_purge is None or not self._last_purge <= now < self._last_purge + PURGE_EVERY:
+            self.purge(now)
         self._refresh_committed(now)
         usage = self.tracker.usage_at(self._committed, now)
         decision = decide(self.policy, now, usage, self.store.grants(now))
+        if not self.storage.ok:  # enforcing from memory: locked until the disk recovers
+            decision = forced_lock(decision, LockReason.STORAGE_FAILURE,
+                                   screen=self.policy.enforcement.time_up is TimeUpMode.LOCK)
+        self._count_while(decision, now)
         previous, self.decision = self.decision, decision
         for subscriber in self.subscribers:
             subscriber(decision, previous)
@@ -251,18 +295,42 @@ class Agent:
         self._commit(closed)
         self._last_checkpoint = now
 
-    def purge(self) -> None:
-        """Retention: usage and expired grants older than the policy's retention period."""
-        cutoff = self.now() - timedelta(days=self.policy.retention_days)
-        self.store.purge_usage_before(cutoff)
-        self.store.purge_grants_before(cutoff)
+    def purge(self, now: datetime | None = None) -> None:
+        """Retention: usage and expired grants older than the policy's retention period (and
+        whatever `retention_hooks` hold). `tick` calls it at start and every `PURGE_EVERY`,
+        so a device that runs for weeks keeps no more than the period (Prov. 12)."""
+        now = now or self.now()
+        cutoff = now - timedelta(days=self.policy.retention_days)
+        self._last_purge = now
+        try:
+            self.store.purge_usage_before(cutoff)
+            self.store.purge_grants_before(cutoff)
+            for hook in self.retention_hooks:
+                hook(cutoff)
+        except (sqlite3.Error, OSError) as exc:
+            if not is_storage_failure(exc):
+                raise
+            log.error("retention postponed: %s", exc)  # the next hour's purge catches up
+
+    def start_facts(self) -> dict[str, JSONScalar | list[JSONScalar]]:
+        """What the `agent_start` event says: the policy in force and where it came from,
+        and every damaged state file set aside at start (`agent.store.recovery`)."""
+        saved = self.store.last_policy()
+        facts: dict[str, JSONScalar | list[JSONScalar]] = {
+            "policy_version": self.policy.version,
+            "policy_source": saved[1] if saved is not None else f"band {self.fallback_band.value} defaults",
+        }
+        recovered = set_aside_log()
+        if recovered:
+            facts["set_aside"] = [f"{r.path.name} -> {r.moved_to.name}: {r.why}"[:300] for r in recovered]
+        return facts
 
     async def run(self) -> None:
-        self.events.record(Event(EventKind.AGENT_START, self.now(), {"policy_version": self.policy.version}))
-        self.purge()
+        self.events.record(Event(EventKind.AGENT_START, self.now(), self.start_facts()))
         self.tick()
         sdnotify.notify("READY=1", f"STATUS=enforcing policy version {self.policy.version}")
-        log.info("enforcing policy version %d", self.policy.version)
+        log.info("enforcing policy version %d", self.policy.version,
+                 extra={"POLICY_VERSION": self.policy.version})
         watchdog = sdnotify.watchdog_interval()
         loop = asyncio.get_running_loop()
         last_ping = loop.time()

@@ -1,20 +1,28 @@
 """The trusted clock of a running agent: one object that owns the watermark.
 
-`agent.core.clock` holds the arithmetic (`advance`, `resync`); this object holds the state
-around it: the watermark, the clock source it reads, where tamper events go, and who must
-hear of an NTP correction. The daemon builds it first, from the persisted watermark, and
-hands `latest` to every part that stamps an event time (the journal, the DNS filter, the
-ledger's broker, the exec gate) and the object itself to the `Agent`, which reads it on
-every tick. Nothing reads the wall clock on its own, so every event carries trusted time.
+`agent.core.clock` holds the arithmetic (`advance`, `ntp_resync`, `forward_resync`); this
+object holds the state around it: the watermark, the clock source it reads, where tamper
+events go, and who must hear of an NTP correction. The daemon builds it first, from the
+persisted watermark, and hands `latest` to every part that stamps an event time (the
+journal, the DNS filter, the ledger's broker, the exec gate) and the object itself to the
+`Agent`, which reads it on every tick. Nothing reads the wall clock on its own, so every
+event carries trusted time.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from agent.core.clock import JUMP_TOLERANCE, ClockEventKind, Watermark, advance, resync
+from agent.core.clock import (
+    NTP_ALLOWANCE,
+    ClockEventKind,
+    Watermark,
+    advance,
+    forward_resync,
+    ntp_resync,
+)
 from agent.os.clocksource import ClockSource
 from agent.store.events import Event, EventKind, EventSink
 
@@ -30,6 +38,7 @@ _CLOCK_EVENT_KIND = {
     ClockEventKind.BOOTTIME_BACKWARDS: EventKind.CLOCK_JUMP,
     ClockEventKind.TIMEZONE_CHANGE: EventKind.TIMEZONE_CHANGE,
     ClockEventKind.RESYNC: EventKind.CLOCK_JUMP,
+    ClockEventKind.RESYNC_REFUSED: EventKind.CLOCK_JUMP,
 }
 
 
@@ -49,6 +58,7 @@ class TrustedClock:
         self._events = events
         self._held: list[Event] = []  # found before a sink was given
         self._resync_hooks: list[ResyncHook] = []
+        self._ntp_left = NTP_ALLOWANCE  # what NTP may still move trusted time in this process
 
     @property
     def mark(self) -> Watermark | None:
@@ -73,12 +83,14 @@ class TrustedClock:
         self._mark, self._read = mark, True
         verified = self.source.synchronized_wall()
         if verified is not None:
-            resynced_mark, resynced = resync(mark, reading, verified)
-            for hook in self._resync_hooks:
-                hook(mark.trusted, resynced_mark.trusted)
-            self._mark = resynced_mark
-            if abs(resynced.delta_seconds) > JUMP_TOLERANCE.total_seconds():
+            resynced_mark, resynced = ntp_resync(mark, reading, verified, self._ntp_left)
+            if resynced_mark is not None and resynced is not None:
+                for hook in self._resync_hooks:
+                    hook(mark.trusted, resynced_mark.trusted)
+                self._mark = resynced_mark
+                self._ntp_left -= timedelta(seconds=resynced.delta_seconds)
                 log.info("clock: NTP moved trusted time by %+.1f s", resynced.delta_seconds)
+            if resynced is not None:
                 found.append(resynced)
         for e in found:
             kind = _CLOCK_EVENT_KIND.get(e.kind)
@@ -87,6 +99,28 @@ class TrustedClock:
                 self._record(Event(kind, e.at, {"what": e.kind.value, "delta_seconds": e.delta_seconds,
                                                 "detail": e.detail}))
         return self._mark.trusted
+
+    def adopt_signed_time(self, verified: datetime, source: str) -> float:
+        """A signed time from `source` (the dashboard): trusted time moves forward to it,
+        within `MAX_SERVER_STEP`, and the move is journalled. Returns the seconds moved."""
+        reading = self.source.read()
+        if self._mark is None:
+            self.now()
+        assert self._mark is not None
+        moved = forward_resync(self._mark, reading, verified)
+        if moved is None:
+            return 0.0
+        before = advance(self._mark, reading)[0].trusted
+        new_mark, event = moved
+        for hook in self._resync_hooks:
+            hook(before, new_mark.trusted)
+        self._mark, self._read = new_mark, True
+        log.info("clock: %s moved trusted time forward by %+.1f s %s", source, event.delta_seconds,
+                 event.detail)
+        self._record(Event(EventKind.CLOCK_JUMP, event.at, {"what": "resync", "source": source,
+                                                           "delta_seconds": event.delta_seconds,
+                                                           "detail": event.detail}))
+        return event.delta_seconds
 
     def latest(self) -> datetime:
         """The last trusted instant, without reading the clock again."""

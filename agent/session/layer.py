@@ -25,6 +25,7 @@ from agent.api.port import AgentPort
 from agent.api.service import BUS_NAME, AgentService
 from agent.core.decision import Decision
 from agent.os import display
+from agent.os.lockproof import LockerProcesses
 from agent.os.logind import LogindWatcher
 from agent.os.session_enforcer import SessionEnforcer
 
@@ -41,6 +42,7 @@ class SessionConfig:
     drm: Path = display.DRM  # where root reads whether the display is lit
     backlight: Path = display.BACKLIGHT
     bus_name: str = BUS_NAME
+    lockers: tuple[Path, ...] = ()  # screen lockers that prove a lock (agent.os.lockproof)
 
 
 class SessionAgent(AgentPort, Protocol):
@@ -64,8 +66,9 @@ class SessionLayer:
         self.watcher = LogindWatcher(config.child_uid, agent.set_counting,
                                      before_sleep=self._before_sleep,
                                      bus_address=config.bus_address)
-        self.enforcer = SessionEnforcer(self.watcher, self.service,
-                                        recheck_seconds=config.recheck_seconds)
+        self.enforcer = SessionEnforcer(
+            self.watcher, self.service, recheck_seconds=config.recheck_seconds,
+            lock_proof=LockerProcesses(config.lockers, self.watcher.child_uids))
         self.display = display.DisplayWatch(self.watcher.set_display, drm=config.drm,
                                             backlight=config.backlight)
         self._backstop: asyncio.Task[None] | None = None
@@ -76,7 +79,7 @@ class SessionLayer:
         """The daemon's subscriber: settings from the policy, then enforce and publish."""
         enforcement = self.agent.policy.enforcement
         self.enforcer.language = enforcement.language
-        self.enforcer.terminate_after_seconds = enforcement.terminate_after_minutes * 60.0
+        self.enforcer.lock_grace_seconds = float(enforcement.lock_grace_seconds)
         self.enforcer.apply(decision, previous)
         self.service.refresh()
 

@@ -1,7 +1,8 @@
 """The journal's tamper evidence as pure functions over plain values.
 
-One definition of the record hash, the signed messages (checkpoint, purge anchor,
-deletion receipt) and `verify`, shared by the journal on the device (`Journal.verify`)
+The record hash and the signed messages (checkpoint, purge anchor, deletion receipt) are
+`protocol.journal`'s, the one definition the dashboard checks uploads with; here are the
+values the journal stores and `verify`, shared by the journal on the device (`Journal.verify`)
 and by whoever reads an export (`datarights.read_export`): both must reach the same
 verdict from the same bytes, so neither has a copy of its own. Nothing here touches a
 database, a file or a clock.
@@ -13,55 +14,24 @@ database, a file or a clock.
 
 from __future__ import annotations
 
-import hashlib
-import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-GENESIS = bytes(32)
-_CHECKPOINT_TAG = b"minormode/journal/checkpoint/v1"
-_ANCHOR_TAG = b"minormode/journal/anchor/v1"
-_DELETION_TAG = b"minormode/journal/deletion/v1"
+from protocol.journal import (  # the formats' one definition, shared with the dashboard
+    GENESIS_HASH,
+    anchor_message,
+    chain_hash,
+    chain_hashes,
+    checkpoint_message,
+    deletion_message,
+)
 
-
-def chain_hashes(
-    prev: bytes, first_seq: int, segment_uid: str, sealed: Iterable[tuple[bytes, bytes]]
-) -> list[bytes]:
-    """The hashes of consecutive records of one segment, `(nonce, ciphertext)` each, the
-    first with seq `first_seq` following a record whose hash is `prev`. The formula's one
-    definition: a batch, so an append of many records pays one call."""
-    uid = segment_uid.encode()
-    sha256 = hashlib.sha256
-    out: list[bytes] = []
-    seq = first_seq
-    for nonce, ciphertext in sealed:
-        prev = sha256(b"".join((prev, seq.to_bytes(8, "big"), uid, nonce, ciphertext))).digest()
-        out.append(prev)
-        seq += 1
-    return out
-
-
-def chain_hash(prev: bytes, seq: int, segment_uid: str, nonce: bytes, ciphertext: bytes) -> bytes:
-    """SHA-256(prev || seq (8 bytes, big-endian) || segment uid || nonce || ciphertext)."""
-    return chain_hashes(prev, seq, segment_uid, ((nonce, ciphertext),))[0]
-
-
-def checkpoint_message(seq: int, head: bytes, at: int) -> bytes:
-    """What the device signs at each commit: the chain head (seq, hash) at `at` (UTC µs)."""
-    return _CHECKPOINT_TAG + struct.pack(">Qq", seq, at) + head
-
-
-def anchor_message(seq: int, head: bytes) -> bytes:
-    """What the device signs when a purge moves the chain's start to (seq, hash)."""
-    return _ANCHOR_TAG + struct.pack(">Q", seq) + head
-
-
-def deletion_message(at: int, reason: str, segments: int, records: int, up_to_seq: int) -> bytes:
-    """What the device signs for a deletion receipt (to be confirmed to the guardian)."""
-    return _DELETION_TAG + struct.pack(">qQQQ", at, segments, records, up_to_seq) + reason.encode()
+GENESIS = GENESIS_HASH
+__all__ = ["GENESIS", "Anchor", "ChainRecord", "Checkpoint", "VerifyReport", "anchor_message", "chain_hash",
+           "chain_hashes", "checkpoint_message", "deletion_message", "verify"]
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent.store.recovery import set_aside
+
 
 def write_private(path: Path, data: bytes) -> None:
     """Write a root-only (0600) file atomically and durably: a power cut leaves the old
@@ -24,9 +26,13 @@ def write_private(path: Path, data: bytes) -> None:
 
 
 def ensure_device_key(path: Path) -> Ed25519PrivateKey:
-    """Load the key at `path`, creating it (mode 0600, written atomically) if absent."""
+    """Load the key at `path`, creating it (mode 0600, written atomically) if absent or
+    damaged (set aside first: `agent.store.recovery`; the guardian sees the new identity)."""
     if path.exists():
-        return load_device_key(path)
+        try:
+            return load_device_key(path)
+        except ValueError as exc:
+            set_aside(path, str(exc))
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -36,7 +42,10 @@ def ensure_device_key(path: Path) -> Ed25519PrivateKey:
 
 
 def load_device_key(path: Path) -> Ed25519PrivateKey:
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{path}: not a PEM private key ({exc})") from exc
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError(f"{path}: not an Ed25519 private key")
     return key

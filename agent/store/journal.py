@@ -39,6 +39,7 @@ from agent.store.events import Event, EventKind
 from agent.store.retention import DeletionReceipt, PurgeResult
 from agent.store.segments import SegmentInfo, Segments
 from agent.store.sqlite import immediate, micros
+from protocol.journal import MAX_UPLOAD_RECORDS, MAX_UPLOAD_SEGMENTS
 
 
 class JournalError(RuntimeError):
@@ -179,6 +180,10 @@ class Journal:
     def record(self, event: Event) -> None:
         """EventSink: append one event durably (one transaction)."""
         self.append([event])
+
+    def record_many(self, events: Sequence[Event]) -> None:
+        """BatchEventSink: append events durably in one transaction."""
+        self.append(events)
 
     @_locked
     def append(self, events: Sequence[Event]) -> list[int]:
@@ -372,10 +377,12 @@ class Journal:
         return retention.receipts(self._db, unsynced_only)
 
     @_locked
-    def wire_range(self, after: int, limit: int = 2000) -> journaldb.WireRange:
-        """Records after seq `after` for an upload to the dashboard (sealed as stored)."""
+    def wire_range(self, after: int, limit: int = MAX_UPLOAD_RECORDS,
+                   max_segments: int = MAX_UPLOAD_SEGMENTS) -> journaldb.WireRange:
+        """Records after seq `after` for an upload to the dashboard (sealed as stored), within
+        one upload's bounds (protocol.journal)."""
         with journaldb.snapshot(self._db) as db:
-            return journaldb.wire_range(db, after, limit)
+            return journaldb.wire_range(db, after, limit, max_segments)
 
     @_locked
     def export_rows(self) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 
 from agent.store import retention
 from agent.store.chain import Anchor, ChainRecord, Checkpoint
+from agent.store.recovery import check_sqlite
 from agent.store.sqlite import from_micros
 
 SCHEMA = """
@@ -67,6 +68,8 @@ CREATE TABLE IF NOT EXISTS deletions (
 
 
 def connect(path: Path, *, writer: bool) -> sqlite3.Connection:
+    if writer:
+        check_sqlite(path)  # a damaged journal is set aside (agent.store.recovery), not fatal
     db = sqlite3.connect(path, isolation_level=None, timeout=30.0, check_same_thread=False)
     if writer:
         os.chmod(path, 0o600)  # SQLite gives the -wal and -shm files the same mode
@@ -168,7 +171,9 @@ class WireRange:
     checkpoints: list[Checkpoint]
 
 
-def wire_range(db: sqlite3.Connection, after: int, limit: int) -> WireRange:
+def wire_range(db: sqlite3.Connection, after: int, limit: int, max_segments: int) -> WireRange:
+    """Up to `limit` records after seq `after` from at most `max_segments` segments (a range
+    ends before the first record of one segment too many: the rest is the next upload's)."""
     last, _ = head(db)
     anchor = retention.load_anchor(db)
     start = max(after, anchor.seq)
@@ -184,6 +189,8 @@ def wire_range(db: sqlite3.Connection, after: int, limit: int) -> WireRange:
             "SELECT seq, segment_id, nonce, ciphertext FROM records WHERE seq > ? ORDER BY seq LIMIT ?",
             (start, limit)):
         if seg_id not in wraps or seg_id not in uids:
+            break
+        if uids[seg_id] not in segments and len(segments) >= max_segments:
             break
         records.append((int(seq), uids[seg_id], bytes(nonce), bytes(ct)))
         segments.setdefault(uids[seg_id], wraps[seg_id])

@@ -17,7 +17,7 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
@@ -27,6 +27,8 @@ from typing import Any
 
 from agent.core.policy import SpendingCaps
 from agent.core.spending import SpendingError, judge, period_bounds, validate_request
+from agent.store.filewatch import WriteWatch
+from agent.store.recovery import check_sqlite
 from agent.store.sqlite import from_micros, immediate, micros
 
 _SCHEMA = """
@@ -122,6 +124,7 @@ class Ledger:
         self.path = path
         self._ttl = pending_ttl
         self._lock = threading.Lock()
+        check_sqlite(path)  # a damaged ledger is set aside (agent.store.recovery), not fatal
         self._db = sqlite3.connect(
             path, isolation_level=None, timeout=30.0, check_same_thread=False
         )
@@ -133,6 +136,12 @@ class Ledger:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def watch_writes(self, on_write: Callable[[], None]) -> WriteWatch:
+        """A watch (not started) that calls `on_write` on the event loop whenever this
+        ledger's file is written by anyone: root's CLI decides purchases by writing it, so
+        the broker hears of them at once instead of polling."""
+        return WriteWatch(self.path, on_write)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -274,6 +283,15 @@ class Ledger:
     def expire(self, now: datetime) -> None:
         with self._transaction() as db:
             self._expire(db, micros(now))
+
+    def next_expiry(self) -> datetime | None:
+        """When the first pending request expires (None: nothing pending): the broker
+        schedules its expiry run for then instead of looking every second."""
+        with self._transaction() as db:
+            (at,) = db.execute(
+                "SELECT min(expires_at) FROM purchases WHERE status = 'pending'"
+            ).fetchone()
+        return _at(at)
 
     def get(self, request_id: str) -> Purchase | None:
         with self._transaction() as db:

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from agent.store.identity import write_private
+from agent.store.recovery import set_aside
 
 SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_128_GCM)
 SUITE_NAME = "DHKEM(X25519,HKDF-SHA256)/HKDF-SHA256/AES-128-GCM"
@@ -143,9 +144,13 @@ def load_private_key(path: Path) -> X25519PrivateKey:
 
 
 def ensure_local_key(path: Path) -> X25519PrivateKey:
-    """The device-local sealing key used before pairing; root-only file, made once."""
+    """The device-local sealing key used before pairing; root-only file, made once (again
+    if damaged: set aside first, `agent.store.recovery`; segments sealed to it are lost)."""
     if path.exists():
-        return load_private_key(path)
+        try:
+            return load_private_key(path)
+        except ValueError as exc:
+            set_aside(path, str(exc))
     key = X25519PrivateKey.generate()
     write_private_key(path, key)
     return key

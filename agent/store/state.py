@@ -11,13 +11,12 @@ forward step by step, so a device updated from any older version reads its old s
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-
-import sqlite_utils
 
 from agent.core.activity import SESSION, Closed
 from agent.core.clock import Watermark
@@ -26,6 +25,8 @@ from agent.core.guardian_code import CodeState
 from agent.core.policy import DefaultKey
 from agent.core.usage import Interval, Usage
 from agent.store.events import Event, EventKind
+from agent.store.identity import write_private
+from agent.store.recovery import check_sqlite, set_aside
 from agent.store.sqlite import immediate
 
 MIGRATIONS: list[str] = [
@@ -96,23 +97,21 @@ def from_us(us: int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
 
 
+log = logging.getLogger(__name__)
+
+
 class StateStore:
     """One SQLite file; use from one thread (the daemon's loop)."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.db = sqlite_utils.Database(conn)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("PRAGMA foreign_keys=ON")
+        check_sqlite(path)  # a damaged store is set aside (agent.store.recovery), not fatal
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
         self._migrate()
-
-    @property
-    def conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection = self.db.conn
-        return conn
 
     def close(self) -> None:
         self.conn.close()
@@ -254,20 +253,46 @@ class StateStore:
 
     # ------------------------------------------------------------------ policy
 
+    @property
+    def policy_copy(self) -> Path:
+        """A copy of the last good policy beside the store, so a damaged store (set aside at
+        start) still starts with it rather than the band defaults."""
+        return self.path.with_name(self.path.name + ".last-good-policy.json")
+
     def save_policy(self, version: int, source: str, body: dict[str, object], at: datetime) -> None:
+        text = json.dumps(body, sort_keys=True)
         with self.transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO policy VALUES (1, ?, ?, ?, ?)",
-                (version, source, json.dumps(body, sort_keys=True), to_us(at)),
-            )
+            conn.execute("INSERT OR REPLACE INTO policy VALUES (1, ?, ?, ?, ?)",
+                         (version, source, text, to_us(at)))
+        try:
+            write_private(self.policy_copy, json.dumps(
+                {"version": version, "source": source, "body": body}, sort_keys=True).encode())
+        except OSError as exc:  # the store has it; the copy is only for a damaged store
+            log.error("could not keep a copy of the last good policy: %s", exc)
 
     def forget_policy(self) -> None:
         with self.transaction() as conn:
             conn.execute("DELETE FROM policy")
+        self.policy_copy.unlink(missing_ok=True)
 
     def last_policy(self) -> tuple[int, str, dict[str, object]] | None:
+        """The last good policy: from the store, or its copy when the store has none (a
+        damaged store was set aside); a copy that does not read is set aside too."""
         row = self.conn.execute("SELECT version, source, body FROM policy").fetchone()
-        return None if row is None else (row[0], row[1], json.loads(row[2]))
+        if row is not None:
+            return row[0], row[1], json.loads(row[2])
+        try:
+            saved = json.loads(self.policy_copy.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            set_aside(self.policy_copy, f"unreadable: {exc}")
+            return None
+        if not (isinstance(saved, dict) and isinstance(saved.get("version"), int)
+                and isinstance(saved.get("body"), dict)):
+            set_aside(self.policy_copy, "not a saved policy")
+            return None
+        return saved["version"], f"{saved.get('source', '?')} (kept copy)", saved["body"]
 
     # ------------------------------------------------------------------ the D-Bus controller's values
     # Rows of the kv table (JSON), read and written only through these typed methods.

@@ -8,7 +8,8 @@ clear refusals the sync client logs. Nothing here decides anything: `TrustLayer`
 from __future__ import annotations
 
 import json
-from typing import Any
+from dataclasses import replace
+from typing import Any, Protocol
 
 from agent.api.guardian_port import DeliveryResult, TrustInfo
 from agent.api.validate import InvalidArgumentError
@@ -27,14 +28,51 @@ def _read(text: str, where: str) -> Any:
         raise InvalidArgumentError(str(exc)) from exc
 
 
+class PairingDriver(Protocol):
+    """The dashboard's rendezvous, when the device syncs (`agent.sync.service.SyncService`)."""
+
+    def start_pairing(self, *, again_when_expired: bool = False) -> None: ...
+
+    def confirm_pairing(self, same: bool) -> None: ...
+
+    def status(self) -> Any: ...
+
+
 class TrustControl:
-    def __init__(self, layer: TrustLayer) -> None:
+    def __init__(self, layer: TrustLayer, driver: PairingDriver | None = None) -> None:
         self.layer = layer
+        self.driver = driver
 
     def trust_info(self) -> TrustInfo:
         s = self.layer.status()
-        return TrustInfo(s.paired, s.family, s.device_id, s.guardians, s.policy_version, s.policy_signer,
+        info = TrustInfo(s.paired, s.family, s.device_id, s.guardians, s.policy_version, s.policy_signer,
                          s.pairing, s.sas, s.outbox)
+        if self.driver is None:
+            return info
+        sync = self.driver.status()
+        ticket = sync.ticket
+        return replace(info, dashboard=sync.origin, code=ticket.code if ticket else "",
+                       qr_url=ticket.qr_url if ticket else "",
+                       pairing_expires=ticket.expires_at if ticket else 0,
+                       connected=sync.connected, last_contact=sync.last_contact or 0,
+                       last_error=sync.last_error, pending_uploads=sync.pending_uploads)
+
+    def start_pairing(self) -> str:
+        if self.driver is None:
+            raise InvalidArgumentError("this device has no dashboard configured (--dashboard)")
+        try:
+            self.driver.start_pairing()
+        except ProtocolError as exc:
+            raise InvalidArgumentError(str(exc)) from exc
+        return "starting"
+
+    def confirm_pairing(self, same: bool) -> None:
+        if self.driver is None:
+            raise InvalidArgumentError("this device has no dashboard configured (--dashboard)")
+        try:
+            self.driver.confirm_pairing(same)
+        except ProtocolError as exc:
+            raise InvalidArgumentError(str(exc)) from exc
 
     def pairing_offer(self, session: str) -> str:
         try:

@@ -131,9 +131,15 @@ class AgentEffects:
             self.agent.tick()
             return f"minor mode back in force ({ended} exceptions ended)"
         if isinstance(payload, SetGuardianCode):
+            before = self.trust.code_secret()
             self.trust.set_code_secret(payload.secret, payload.unlock_minutes)
-            self.on_code_secret()
-            return "guardian code secret set"
+            if before is None or before[0] != payload.secret:
+                # a new secret: the old one's used step means nothing. The same secret sent
+                # again (to seal it to a newly admitted guardian) keeps it, or a code just
+                # used would open the device once more within its step
+                self.on_code_secret()
+                return "guardian code secret set"
+            return "guardian code secret unchanged (sent again)"
         if isinstance(payload, DeleteData):
             return self._delete(payload, body.id)
         raise EffectRefused(f"{body.type.value} messages are not applied on a device")

@@ -68,6 +68,7 @@ class GuardianInbox:
         self.trust, self.signer, self.effects, self.events, self.clock = trust, signer, effects, events, clock
         self._tamper_times: list[float] = []
         self._suppressed = 0
+        self.on_answer: Callable[[], None] = lambda: None  # an ack is waiting to be sent
 
     @property
     def device(self) -> Identity:
@@ -117,6 +118,7 @@ class GuardianInbox:
         ack_id, data = self.signer.sign(ack, ring.family)
         self.trust.record_answer(message_id=message_id, type_=type_, exp=exp, result=result.value,
                                  reason=reason[:500], at=now, ack_id=ack_id, ack=data, policy=policy)
+        self.on_answer()
         return Delivery(message_id, result, reason, data)
 
     def _refuse_unsigned(self, message_id: object, why: str, now: datetime) -> Delivery:

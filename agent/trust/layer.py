@@ -25,10 +25,12 @@ from agent.trust.identity import device_identity
 from agent.trust.inbox import Delivery, DeviceSigner, GuardianInbox
 from agent.trust.pairing import PairingFlow, seal_journal_to
 from agent.trust.store import TrustStore
-from protocol.envelope import envelope_from_json
+from protocol.compose import compose, seal_to_guardians
+from protocol.envelope import envelope_from_json, parse_body
 from protocol.errors import ProtocolError
 from protocol.keyring import Keyring
-from protocol.messages import Receipt
+from protocol.messages import Payload, Receipt
+from protocol.sealing import Sealed
 
 log = logging.getLogger("minormode.trust")
 TRUST_DB = "trust.sqlite"
@@ -67,6 +69,7 @@ class TrustLayer:
         self.effects.requests = controller
         self.effects.on_code_secret = controller.secret_rotated
         controller.secret_source = self.code_secret
+        controller.sync_facts = lambda: (self.policy_signer(), 0, 0)
 
     def start(self) -> None:
         ring = self._keyring()
@@ -110,6 +113,25 @@ class TrustLayer:
             self.agent.events.record(Event(EventKind.PAIRED, self.clock(), {
                 "family": new.family, "guardians": len(new.guardians), "keyring_seq": new.head_seq}))
         return new
+
+    def sealed_for_guardians(self, value: Payload, context: Callable[[str, str, str], str]
+                             ) -> tuple[str, Sealed] | None:
+        """A device message (a request, a summary, the catalogue) signed by the device and
+        sealed to every active guardian, under `context(family, device id, message id)`;
+        (message id, sealed), or None while unpaired."""
+        ring = self._keyring()
+        if ring is None:
+            return None
+        envelope = compose(self.device, ring.family, self.device.id, value, int(self.clock().timestamp()))
+        message_id = parse_body(envelope.body_bytes).id
+        return message_id, seal_to_guardians(envelope, context(ring.family, self.device.id, message_id), ring)
+
+    def policy_signer(self) -> str:
+        """Who signed the policy in force: the guardian's label (or key id); "" unsigned."""
+        kid = self.store.policy_signer
+        ring = self._keyring() if kid else None
+        party = ring.guardians.get(kid) if ring is not None else None
+        return (party.label or kid) if party is not None else kid
 
     def code_secret(self) -> tuple[bytes, int] | None:
         return self.store.code_secret()

@@ -11,15 +11,13 @@ is applied again when redelivered: every effect is idempotent by message id) or 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from agent.store.sqlite import immediate
+from agent.store.sqlite import SqliteFile
 from protocol.accept import ReplayState
 from protocol.envelope import envelope_from_json
 from protocol.keyring import Keyring
@@ -78,24 +76,9 @@ class Consent:
     push_notifications: bool
 
 
-class TrustStore:
+class TrustStore(SqliteFile):
     def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._db = sqlite3.connect(path, isolation_level=None, timeout=30.0, check_same_thread=False)
-        os.chmod(path, 0o600)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA secure_delete=ON")
-        self._db.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        self._db.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with immediate(self._db) as db:
-            yield db
+        super().__init__(path, _SCHEMA, secure_delete=True)
 
     def _meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -6,7 +6,8 @@
 set -euo pipefail
 : "${MM_REPO:?}" "${MM_HERE:?}" "${MM_VARIANT:?}" "${MM_FACTORY:?}" "${MM_POLICY:?}" "${MM_BASE_TAR:?}"
 : "${MM_KERNEL_DIR:?}" "${MM_KVER:?}" "${MM_WHEEL:?}" "${MM_WHEELS:?}" "${MM_WORK:?}" "${MM_OUT:?}"
-: "${MM_NAME:?}" "${MM_KEYS:?}"
+: "${MM_NAME:?}" "${MM_KEYS:?}" "${MM_FACTORY_CONF:?}"
+# MM_DASHBOARD_CA: the dashboard's CA file (empty: the system's CAs)
 note() { printf '    %s\n' "$*"; }
 
 R=$MM_WORK/rootfs
@@ -65,15 +66,31 @@ done
 install -m 0644 "$MM_REPO"/config/sysctl.d/*.conf "$R/etc/sysctl.d/"
 install -d "$R/usr/share/dbus-1/system.d" "$R/etc/udisks2"
 install -m 0644 "$MM_REPO"/config/dbus/*.conf "$R/usr/share/dbus-1/system.d/"
+# polkit actions for an adult at the tablet (auth_admin); the child is refused by the
+# lockdown's rule (config/lockdown) and by the agent itself
+install -d -m 0755 "$R/usr/share/polkit-1/actions"
+install -m 0644 "$MM_REPO"/config/polkit/*.policy "$R/usr/share/polkit-1/actions/"
 install -m 0644 "$MM_REPO"/config/udisks2/mount_options.conf "$R/etc/udisks2/"
 systemctl --root="$R" enable minormode-agent.service minormode-firstboot.service >/dev/null
+# Networking: systemd-networkd (DHCP on wired and Wi-Fi links, overlay/etc/systemd/network)
+# hands the network's resolvers to systemd-resolved, which writes them to
+# /run/systemd/resolve/resolv.conf for the DNS filter; everything else asks resolved's stub.
+systemctl --root="$R" enable systemd-networkd.service systemd-resolved.service >/dev/null
+ln -sfn ../run/systemd/resolve/stub-resolv.conf "$R/etc/resolv.conf"
 systemctl --root="$R" --global enable minormode-session-helper.service >/dev/null
 
 note "settings: factory, default policy, hostname, machine-id"
 install -d -m 0755 "$R/etc/minormode"
 install -m 0644 "$MM_FACTORY" "$R/etc/minormode/factory.toml"
 install -m 0644 "$MM_POLICY" "$R/etc/minormode/policy.toml"
-install -m 0644 "$MM_HERE/agent.env" "$R/etc/minormode/agent.env"
+# The agent's settings: agent.conf, then its drop-ins, the image's and the manufacturer's.
+install -m 0644 "$MM_REPO/config/agent.conf" "$R/etc/minormode/agent.conf"
+install -d -m 0755 "$R/etc/minormode/agent.conf.d"
+install -m 0644 "$MM_HERE/agent.conf.d/10-image.conf" "$R/etc/minormode/agent.conf.d/10-image.conf"
+install -m 0644 "$MM_FACTORY_CONF" "$R/etc/minormode/agent.conf.d/20-factory.conf"
+if [ -n "${MM_DASHBOARD_CA:-}" ]; then
+  install -m 0644 "$MM_DASHBOARD_CA" "$R/etc/minormode/dashboard-ca.pem"
+fi
 echo minormode-tablet > "$R/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\tminormode-tablet\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' > "$R/etc/hosts"
 # "uninitialized": systemd treats the first boot as such (ConditionFirstBoot=yes holds)
@@ -94,16 +111,33 @@ in_image useradd --create-home --uid 1000 --user-group --shell /bin/bash --comme
 in_image passwd --lock root >/dev/null
 chmod 0750 "$R/home/child"
 
+note "console, debug and polkit lockdown for the child (config/lockdown; audited by minormodectl lockdown check)"
+"$MM_REPO/config/lockdown/install.sh" "$R" child
+
+note "USBGuard configured before the first boot: the generated baseline rules, no plugdev IPC"
+# hubs, keyboards and mice, plus what the policy's usb table allows; at the first boot the
+# agent adds the devices present then (built-in, the touchscreen) through usbguard-dbus
+PYTHONPATH=$MM_REPO "$MM_PY" -m agent.os.usbguard rules --policy "$MM_POLICY" > "$MM_WORK/usbguard-rules.conf"
+"$MM_REPO/config/lockdown/install-usbguard.sh" "$R" "$MM_WORK/usbguard-rules.conf"
+
 if [ "$MM_VARIANT" = test ]; then
   note "test variant: the QEMU guest test unit and scripts"
   install -d "$R/opt/minormode/qemu-test"
   cp -a "$MM_REPO/tests/qemu/guest/." "$R/opt/minormode/qemu-test/"
   install -m 0644 "$MM_REPO/tests/qemu/guest/minormode-qemu-test.service" "$R/etc/systemd/system/"
+  # TCG on a loaded shared 2-core host runs the guest several times slower than a board:
+  # the agent's start gets more than the release's 90 s before systemd calls it failed.
+  install -d "$R/etc/systemd/system/minormode-agent.service.d"
+  install -m 0644 "$MM_REPO/tests/qemu/guest/agent-start-timeout.conf" \
+    "$R/etc/systemd/system/minormode-agent.service.d/qemu-test.conf"
   systemctl --root="$R" enable minormode-qemu-test.service >/dev/null
-  # no network in the test VM: the DNS filter forwards to a resolver that is not there,
-  # which is enough to see a blocked name answered NXDOMAIN and the nft table in place
-  sed -i 's/^MINORMODE_AGENT_OPTIONS=.*/& --dns-upstream 127.0.0.1:5300/' "$R/etc/minormode/agent.env"
+  # The agent's settings are the release's (the same agent.conf and drop-ins): the guest test
+  # brings up the network's resolver itself (run-guest-tests), as DHCP would.
 fi
+
+note "the agent accepts its settings (agent.conf and agent.conf.d, checked by the image's agent)"
+in_image /opt/minormode/venv/bin/python -m agent.daemon --config /etc/minormode/agent.conf --check-settings \
+  >/dev/null || { echo "layer.sh: the agent refuses its settings in /etc/minormode/agent.conf{,.d} (above)" >&2; exit 1; }
 
 note "boot files: kernel, initramfs, device trees, Raspberry Pi firmware"
 B=$MM_WORK/boot
@@ -113,6 +147,16 @@ cp "$K/boot/vmlinuz-$MM_KVER" "$B/vmlinuz"
 cp "$K"/usr/lib/linux-image-"$MM_KVER"/broadcom/*.dtb "$B/"
 cp "$K"/usr/lib/raspi-firmware/* "$B/"
 cp "$MM_HERE/boot/config.txt" "$MM_HERE/boot/cmdline.txt" "$B/"
+# what the boot partition shipped with, for the tamper check at each boot (agent/lockdown/boot.py)
+install -d "$R/usr/lib/minormode"
+PYTHONPATH=$MM_REPO python3 -m agent.lockdown.manifest --boot-files "$B" \
+  --out "$R/usr/lib/minormode/boot-manifest.json"
+
+note "lockdown audit of the finished root and boot files (minormodectl lockdown check)"
+# the production line's check, run on what is about to become the image: any open item
+# (a getty, a polkit grant, USBGuard's plugdev IPC, an edited command line...) fails the build
+PYTHONPATH=$MM_REPO "$MM_PY" -m agent.cli lockdown check --root "$R" --boot "$B" \
+  || { echo "layer.sh: the lockdown audit above found open items" >&2; exit 1; }
 
 note "manifest"
 MM_ROOT=$R MM_BOOT=$B python3 "$MM_HERE/lib/manifest.py" > "$MM_WORK/manifest.partial.json"

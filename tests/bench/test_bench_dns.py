@@ -11,9 +11,7 @@ times. Run: `.venv/bin/pytest -m bench -s tests/bench/test_bench_dns.py`
 from __future__ import annotations
 
 import json
-import os
 import random
-import re
 import shutil
 import socket
 import statistics
@@ -24,6 +22,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.dnsbench import (
+    DOMAINS,
+    FIXED_QPS,
+    HOT_NAMES,
+    QUERY_NAMES,
+    ROUNDS,
+    RUN_SECONDS,
+    cpus,
+    dnsperf,
+    generate,
+    pct,
+    rss_kib,
+)
 
 from agent.filter.lists import compile_all
 
@@ -37,13 +48,6 @@ pytestmark = [
     ),
 ]
 
-DOMAINS = int(os.environ.get("MM_BENCH_DOMAINS", "1000000"))
-QUERY_NAMES = 100_000
-HOT_NAMES = 5_000
-RUN_SECONDS = int(os.environ.get("MM_BENCH_SECONDS", "6"))
-ROUNDS = int(os.environ.get("MM_BENCH_ROUNDS", "3"))
-FIXED_QPS = 2000
-TLDS = ("com", "net", "org", "info", "io", "co.uk", "de", "ru", "xyz", "top")
 
 
 def free_port() -> int:
@@ -51,24 +55,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-def cpus() -> tuple[str, str]:
-    n = os.cpu_count() or 1
-    return "0", str(n - 1)
-
-
-def generate(path: Path, count: int) -> list[str]:
-    rng = random.Random(5)
-    letters = "abcdefghijklmnopqrstuvwxyz0123456789"
-    names = []
-    for i in range(count):
-        label = "".join(rng.choices(letters, k=rng.randint(6, 14)))
-        sub = "www." if i % 3 == 0 else ""
-        names.append(f"{sub}{label}{i % 997}.{TLDS[i % len(TLDS)]}")
-    with open(path, "w") as fh:
-        fh.writelines(f"0.0.0.0 {n}\n" for n in names)
-    return names
 
 
 def wait_udp(port: int, timeout: float = 60) -> None:
@@ -84,38 +70,6 @@ def wait_udp(port: int, timeout: float = 60) -> None:
             except OSError:
                 time.sleep(0.2)
     raise AssertionError(f"no DNS server answered on port {port}")
-
-
-def rss_kib(pid: int) -> tuple[int, int]:
-    text = Path(f"/proc/{pid}/status").read_text()
-    rss = int(re.search(r"VmRSS:\s+(\d+)", text).group(1))  # type: ignore[union-attr]
-    hwm = int(re.search(r"VmHWM:\s+(\d+)", text).group(1))  # type: ignore[union-attr]
-    return rss, hwm
-
-
-def dnsperf(port: int, datafile: Path, seconds: int, qps: int | None = None,
-            verbose: bool = False) -> tuple[float, list[float], str]:
-    cpu, _ = cpus()
-    cmd = ["taskset", "-c", cpu, "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d",
-           str(datafile), "-l", str(seconds), "-c", "4", "-q", "200", "-t", "2"]
-    if qps:
-        cmd += ["-Q", str(qps)]
-    if verbose:
-        cmd.append("-v")
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=seconds + 60)
-    m = re.search(r"Queries per second:\s+([\d.]+)", out.stdout)
-    assert m, out.stdout + out.stderr
-    lat = [float(x) for x in re.findall(r"^> \S+ .* ([\d.]+)$", out.stdout, re.M)] if verbose \
-        else []
-    summary = " ".join(re.findall(r"Queries (?:sent|completed|lost):\s+\S+", out.stdout))
-    return float(m.group(1)), lat, summary
-
-
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
 
 
 class Procs:

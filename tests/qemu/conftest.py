@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from qemu_vm import BOOT_TIMEOUT, BUILD_TIMEOUT, REPO, BootResult, boot, qemu_command
+from qemu_vm import BOOT_TIMEOUT, BUILD_TIMEOUT, REPO, BootResult, boot, qemu_command, qmp_command
 
 
 @pytest.fixture(scope="session")
@@ -45,10 +45,22 @@ def test_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def guest_run(test_image: Path) -> BootResult:
     """One boot of the test image on -M virt (Cortex-A72, 2 CPUs, TCG)."""
+    qmp = test_image / "qmp.sock"
+    stick = test_image / "usb-stick.img"  # what a child brings: a stick (its contents never matter)
+    with stick.open("wb") as f:
+        f.truncate(8 << 20)
     cmd = qemu_command(test_image / "minormode-test.img", test_image / "vmlinuz",
-                       test_image / "initrd.img")
-    result = boot(cmd, BOOT_TIMEOUT)
+                       test_image / "initrd.img", qmp=qmp, usb_stick=stick)
+
+    def on_fact(key: str, value: str) -> None:
+        if key == "usb.plug_stick" and value == "now":  # the guest is ready: plug it in
+            qmp_command(qmp, "device_add", {"driver": "usb-storage", "drive": "stick",
+                                            "bus": "xhci.0", "id": "stick0"})
+
+    result = boot(cmd, BOOT_TIMEOUT, on_fact=on_fact)
     (test_image / "console.log").write_text("\n".join(result.console))
+    phases = " ".join(f"{k[2:]}@{v}" for k, v in result.facts.items() if k.startswith("t."))
     print(f"QEMU virt: {result.seconds:.0f} s in all, first guest fact after "
-          f"{result.first_fact_at or 0:.0f} s; console log {test_image / 'console.log'}")
+          f"{result.first_fact_at or 0:.0f} s; phases at guest uptime (s): {phases}; "
+          f"console log {test_image / 'console.log'}")
     return result

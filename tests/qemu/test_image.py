@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -53,6 +55,15 @@ def _exists(image: Path, path: str) -> bool:
     return found
 
 
+def _release_factory_conf(tmp: Path) -> str:
+    """20-factory.conf as image-build renders it for the release from the shipped factory.toml."""
+    out = tmp / "20-factory.conf"
+    subprocess.run([sys.executable, str(REPO / "image-build/lib/agent_conf.py"),
+                    str(REPO / "image-build/factory.toml"), str(out)],
+                   capture_output=True, check=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+    return out.read_text()
+
+
 def test_manifest_lists_agent_kernel_and_packages(test_image: Path) -> None:
     m = json.loads((test_image / "manifest.json").read_text())
     assert m["agent"]["name"] == "minormode" and m["agent"]["version"] == agent.__version__
@@ -60,13 +71,14 @@ def test_manifest_lists_agent_kernel_and_packages(test_image: Path) -> None:
     assert m["kernel"]["version"]
     assert {"vmlinuz", "initrd.img", "config.txt", "cmdline.txt"} <= set(m["kernel"]["boot_files"])
     debs = {p["name"]: p for p in m["debian_packages"]}
-    assert {"systemd", "python3", "nftables", "udev", "dbus"} <= set(debs)
+    assert {"systemd", "systemd-resolved", "python3", "nftables", "udev", "dbus"} <= set(debs)
     assert all(p["version"] and p["architecture"] in ("arm64", "all") for p in debs.values())
     assert not {"openssh-server", "sudo", "dropbear"} & set(debs)
     unpacked = {p["name"] for p in m["unpacked_packages"]}
     assert {"raspi-firmware", "busybox-static", m["kernel"]["package"]} <= unpacked
     python = {p["name"].lower() for p in m["python_packages"]}
-    assert {"minormode", "cryptography", "dbus-fast", "psutil"} <= python
+    assert {"minormode", "cryptography", "dbus-fast", "aiohttp", "segno", "tzdata"} <= python
+    assert not {"sqlite-utils", "psutil", "click"} & python, "a dependency ARCHITECTURE.md dropped is back"
     assert {"minormode-agent.service", "minormode-firstboot.service"} <= set(m["units_enabled"])
     assert m["factory"] == tomllib.loads((REPO / "image-build/factory.toml").read_text())
     image = test_image / m["image"]["file"]
@@ -103,7 +115,7 @@ def test_boot_partition(test_image: Path) -> None:
     assert "MMBOOT" in label
 
 
-def test_root_file_system(test_image: Path) -> None:
+def test_root_file_system(test_image: Path, tmp_path: Path) -> None:
     image = test_image / "minormode-test.img"
     header = _run("dumpe2fs", "-h", _root_fs(image))
     assert "Filesystem volume name:   minormode-root" in header
@@ -114,6 +126,19 @@ def test_root_file_system(test_image: Path) -> None:
     assert "minormode-agent.service" in wants and "minormode-firstboot.service" in wants
     masked = _debugfs(image, "stat /etc/systemd/system/serial-getty@.service")
     assert 'Fast link dest: "/dev/null"' in masked
+    factory_conf = _debugfs(image, "cat /etc/minormode/agent.conf.d/20-factory.conf")
+    assert factory_conf == _release_factory_conf(tmp_path), "the test variant's agent settings are not the release's"
+    assert 'dns_upstreams_from = "/run/systemd/resolve/resolv.conf"' in factory_conf
+    assert _debugfs(image, "cat /etc/minormode/agent.conf") == (REPO / "config/agent.conf").read_text()
+    assert _debugfs(image, "cat /etc/minormode/agent.conf.d/10-image.conf") == \
+        (REPO / "image-build/agent.conf.d/10-image.conf").read_text()
+    assert not _exists(image, "/etc/minormode/agent.env")
+    resolv = _debugfs(image, "stat /etc/resolv.conf")
+    assert 'Fast link dest: "../run/systemd/resolve/stub-resolv.conf"' in resolv
+    assert "DHCP=yes" in _debugfs(image, "cat /etc/systemd/network/80-minormode-dhcp.network")
+    assert "FallbackDNS=\n" in _debugfs(image, "cat /etc/systemd/resolved.conf.d/minormode.conf")
+    assert "systemd-networkd.service" in wants
+    assert "systemd-resolved.service" in _debugfs(image, "ls -l /etc/systemd/system/sysinit.target.wants")
     agent_unit = _debugfs(image, "cat /usr/lib/systemd/system/minormode-agent.service")
     assert agent_unit == (REPO / "systemd/minormode-agent.service").read_text()
     passwd = _debugfs(image, "cat /etc/passwd")

@@ -32,9 +32,14 @@ def main():
     for c in json.loads(sys.argv[2]):
         try:
             body = conn.call_blocking(
-                c.get("destination", "org.minormode.Agent1"), c.get("path", "/org/minormode/Agent1"),
-                c.get("interface", "org.minormode.Agent1"), c["member"], c.get("signature", ""),
-                c.get("args", []), timeout=10)
+                c.get("destination", "org.minormode.Agent1"),
+                c.get("path", "/org/minormode/Agent1"),
+                c.get("interface", "org.minormode.Agent1"),
+                c["member"],
+                c.get("signature", ""),
+                c.get("args", []),
+                timeout=10,
+            )
             if not isinstance(body, tuple):
                 body = () if body is None else (body,)
             results.append({"ok": True, "body": plain(list(body))})

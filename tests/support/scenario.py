@@ -132,22 +132,40 @@ class Scenario:
         return self
 
     def bonus(self, minutes: int, day: str, expires: str) -> Scenario:
-        g = Grant(f"bonus-{minutes}-{expires}", GrantKind.BONUS, self.agent.now(), iso(expires, self.tz),
-                  GrantSource.LOCAL_ADMIN, minutes=minutes, day=date.fromisoformat(day))
+        g = Grant(
+            f"bonus-{minutes}-{expires}",
+            GrantKind.BONUS,
+            self.agent.now(),
+            iso(expires, self.tz),
+            GrantSource.LOCAL_ADMIN,
+            minutes=minutes,
+            day=date.fromisoformat(day),
+        )
         self.agent.add_grant(g)
         self.agent.tick()
         return self
 
     def unlock_until(self, text: str) -> Scenario:
-        g = Grant(f"unlock-{text}", GrantKind.UNLOCK, self.agent.now(), iso(text, self.tz),
-                  GrantSource.GUARDIAN_CODE)
+        g = Grant(
+            f"unlock-{text}",
+            GrantKind.UNLOCK,
+            self.agent.now(),
+            iso(text, self.tz),
+            GrantSource.GUARDIAN_CODE,
+        )
         self.agent.add_grant(g)
         self.agent.tick()
         return self
 
     def waive(self, key: DefaultKey, until: str) -> Scenario:
-        g = Grant(f"waive-{key}-{until}", GrantKind.WAIVER, self.agent.now(), iso(until, self.tz),
-                  GrantSource.DASHBOARD, waives=key)
+        g = Grant(
+            f"waive-{key}-{until}",
+            GrantKind.WAIVER,
+            self.agent.now(),
+            iso(until, self.tz),
+            GrantSource.DASHBOARD,
+            waives=key,
+        )
         self.agent.add_grant(g)
         self.agent.tick()
         return self
@@ -164,9 +182,16 @@ class Scenario:
     def decision(self) -> Decision:
         return self.agent.tick()
 
-    def expect(self, *, locked: bool | None = None, reason: LockReason | None = None,
-               used_min: float | None = None, remaining_min: float | None = None,
-               warning: int | str | None = "any", reminder: bool | None = None) -> Decision:
+    def expect(
+        self,
+        *,
+        locked: bool | None = None,
+        reason: LockReason | None = None,
+        used_min: float | None = None,
+        remaining_min: float | None = None,
+        warning: int | str | None = "any",
+        reminder: bool | None = None,
+    ) -> Decision:
         d = self.decision
         if locked is not None:
             assert d.locked is locked, f"locked={d.locked} reasons={d.reasons} at {d.at}"
@@ -176,7 +201,9 @@ class Scenario:
             assert abs(d.used_seconds - used_min * 60) <= 1, f"used {d.used_seconds / 60:.2f} min"
         if remaining_min is not None:
             assert d.remaining_seconds is not None, "no lock ahead"
-            assert abs(d.remaining_seconds - remaining_min * 60) <= 1, f"remaining {d.remaining_seconds / 60:.2f} min"
+            assert abs(d.remaining_seconds - remaining_min * 60) <= 1, (
+                f"remaining {d.remaining_seconds / 60:.2f} min"
+            )
         if warning != "any":
             assert d.warning_due == warning, f"warning_due={d.warning_due}"
         if reminder is not None:

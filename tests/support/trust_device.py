@@ -4,12 +4,18 @@ with the reference guardian client exactly as PROTOCOL.md §7 runs through a rel
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dbus_fast.aio import MessageBus
+
 from agent.api.agent_controller import AgentController
+from agent.api.guardian_service import guardian_object
+from agent.api.service import AgentService
 from agent.core.parse import policy_from_mapping
 from agent.dev.clock import ManualClock
 from agent.runtime.agent import Agent
@@ -19,9 +25,14 @@ from agent.store.journal import Journal
 from agent.store.layout import StoreLayout
 from agent.store.ledger import Ledger
 from agent.store.state import StateStore
+from agent.sync.daily import DailyCounts, TallyingSink
+from agent.sync.requests import RequestCollector
+from agent.sync.store import SYNC_DB
+from agent.trust.control import TrustControl
 from agent.trust.layer import TrustLayer
 from protocol.guardian import ReferenceGuardian
 from protocol.pairing import Complete, Offer, Response, Reveal
+from support.sessionbus import CHILD_UID
 
 START = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)  # Tuesday 12:00 in Shanghai
 
@@ -44,28 +55,41 @@ class Device:
     controller: AgentController
     trust: TrustLayer
     answered: list[tuple[str, bool, int, str]] = field(default_factory=list)
+    trusted: TrustedClock | None = None
+    counts: DailyCounts | None = None
+    collector: RequestCollector | None = None
 
     @classmethod
-    def make(cls, state: Path, policy_file: Path | None = None) -> Device:
+    def make(cls, state: Path, policy_file: Path | None = None, start: datetime = START) -> Device:
+        """Built as `agent.daemon` builds it: the events sink is the journal with the day's
+        counts and the request collector in front of it."""
         state.mkdir(parents=True, exist_ok=True)
-        clock = ManualClock(START, zone="Asia/Shanghai")
+        clock = ManualClock(start, zone="Asia/Shanghai")
         store = StateStore(state / "state.sqlite")
         trusted = TrustedClock(clock, store.load_watermark(), events=store)
         journal = StoreLayout(state).open_journal(clock=trusted.latest)
-        trusted.record_events_to(journal)
-        agent = Agent(store, trusted, policy_file, events=journal)
+        counts = DailyCounts(state / SYNC_DB)
+        events = TallyingSink(journal, counts, lambda: agent.policy.timezone)
+        agent = Agent(store, trusted, policy_file, events=events)
+        trusted.record_events_to(events)
         ledger = StoreLayout(state).open_ledger()
         answered: list[tuple[str, bool, int, str]] = []
         controller = AgentController(agent, answered=lambda *a: answered.append(a))
         trust = TrustLayer(state, agent, journal, ledger, trusted.latest, label="tablet")
         trust.attach(controller)
+        collector = RequestCollector(trust, lambda: int(trusted.latest().timestamp()))
+        events.also = collector
         if policy_file is not None:
             agent.load_policy()
         trust.start()
         agent.tick()
-        return cls(state, clock, store, agent, journal, ledger, controller, trust, answered)
+        return cls(state, clock, store, agent, journal, ledger, controller, trust, answered,
+                   trusted=trusted, counts=counts, collector=collector)
 
     def close(self) -> None:
+        if self.counts is not None:
+            self.counts.flush()
+            self.counts.close()
         self.trust.close()
         self.journal.close()
         self.ledger.close()
@@ -92,7 +116,24 @@ class Device:
     def remake(self, policy_file: Path | None = None) -> Device:
         """A restart: everything closed and opened again from the same state directory."""
         self.close()
-        return Device.make(self.state, policy_file)
+        return Device.make(self.state, policy_file, start=self.clock.wall)
 
 
 __all__ = ["Device", "Journal", "Ledger", "policy_json"]
+
+
+@asynccontextmanager
+async def served(state: Path, bus_address: str) -> AsyncIterator[tuple[Device, AgentService, MessageBus]]:
+    """A device whose Agent1 and Guardian1 objects are served on `bus_address` (the child is
+    CHILD_UID), and a root connection to that bus; all closed afterwards."""
+    device = Device.make(state)
+    service = AgentService(device.controller, CHILD_UID, bus_address=bus_address)
+    service.export(guardian_object(TrustControl(device.trust)))
+    await service.start()
+    root = await MessageBus(bus_address=bus_address).connect()
+    try:
+        yield device, service, root
+    finally:
+        root.disconnect()
+        await service.stop()
+        device.close()

@@ -109,6 +109,40 @@ def test_bad_policy_keeps_the_last_good_one(daemon: Daemon) -> None:
     assert store.events() == [], "events about the child must not land in the plain state file"
 
 
+def reload_messages(daemon: Daemon) -> list[str]:
+    """SIGHUP, then the notify datagrams up to the READY=1 that ends the reload."""
+    daemon.proc.send_signal(signal.SIGHUP)
+    seen = [daemon.expect_notify("RELOADING=1")]
+    while "READY=1" not in seen[-1].split("\n"):
+        seen.append(daemon.notify.recv(4096).decode())
+    return seen
+
+
+def fields(message: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in message.split("\n") if line)
+
+
+def test_a_reload_tells_systemd_its_outcome(daemon: Daemon) -> None:
+    """The notify protocol around SIGHUP, as systemd reads it from NOTIFY_SOCKET: RELOADING=1
+    with this boot's monotonic time, then READY=1 with a STATUS= naming a rejected policy's
+    error (and ERRNO=) or the version now in force; STATUS= then follows the decisions."""
+    daemon.expect_notify("READY=1")
+    daemon.policy.write_text(GOOD.replace("daily_minutes = 60", "daily_minutes = -60"))
+    before = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    seen = reload_messages(daemon)
+    start, done = fields(seen[0]), fields(seen[-1])
+    assert before <= int(start["MONOTONIC_USEC"]) <= time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    assert done["STATUS"].startswith("policy rejected, keeping version 1: "), done
+    assert "daily_minutes" in done["STATUS"] and "\n" not in done["STATUS"]
+    assert done["ERRNO"] == "22"
+    daemon.policy.write_text(GOOD.replace("version = 1 ", "version = 3 "))
+    done = fields(reload_messages(daemon)[-1])
+    assert done["STATUS"] == "enforcing policy version 3: reloaded" and "ERRNO" not in done
+    status = fields(daemon.expect_notify("STATUS=enforcing policy version 3: "))["STATUS"]
+    assert status.split(": ", 1)[1].startswith(("locked", "unlocked")), status
+    assert daemon.stop() == 0
+
+
 def test_starts_on_the_last_good_policy_when_the_file_is_broken(tmp_path: Path) -> None:
     first = Daemon(tmp_path)
     first.expect_notify("READY=1")
@@ -129,3 +163,51 @@ def test_bad_arguments_exit_2(tmp_path: Path) -> None:
                           text=True, cwd=ROOT, check=False)
     assert proc.returncode == 2
     assert "--speed -1" in proc.stderr
+
+
+def _damage(path: Path) -> None:
+    """What a power cut mid-write or a failing card leaves: the header and pages garbled."""
+    data = bytearray(path.read_bytes())
+    data[0:100] = b"\xde\xad" * 50
+    path.write_bytes(bytes(data))
+    for suffix in ("-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
+def test_damaged_state_files_are_set_aside_and_the_agent_starts_on_the_last_good_policy(
+    tmp_path: Path,
+) -> None:
+    """Every stored file the agent reads at start, damaged at once: each is set aside
+    (`<name>.damaged-1`), the agent starts on the last good policy (its kept copy; the
+    policy file is broken too) instead of stopping, and the journal records what it did."""
+    first = Daemon(tmp_path, GOOD.replace("version = 1 ", "version = 3 "))
+    first.expect_notify("READY=1")
+    assert first.stop() == 0
+    state = tmp_path / "state"
+    stores = sorted(p for p in state.glob("*.sqlite"))
+    assert {p.name for p in stores} >= {"state.sqlite", "journal.sqlite", "ledger.sqlite"}
+    for store in stores:
+        _damage(store)
+    (state / "journal-local.key").write_text("-----BEGIN PRIVATE KEY-----\ngarbage\n")
+    again = tmp_path / "again"
+    again.mkdir()
+    second = Daemon(again, "this is not toml = =", state=state)
+    try:
+        second.expect_notify("READY=1")
+        second.wait_log("running with policy version 3 (last good)")
+        assert second.proc.poll() is None
+    finally:
+        assert second.stop() == 0
+    for store in stores:
+        assert store.with_name(store.name + ".damaged-1").exists(), store.name
+    assert (state / "journal-local.key.damaged-1").exists()
+    read = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "journal", "read", "--state", str(state),
+         "--key", str(state / "journal-local.key")],
+        capture_output=True, text=True, cwd=ROOT, check=True,
+    )
+    [start] = [e for e in map(json.loads, read.stdout.splitlines()) if e["kind"] == "agent_start"]
+    assert start["data"]["policy_version"] == 3 and "kept copy" in start["data"]["policy_source"]
+    named = " ".join(start["data"]["set_aside"])
+    assert all(f"{store.name} -> {store.name}.damaged-1" in named for store in stores)
+    assert "journal-local.key -> journal-local.key.damaged-1" in named

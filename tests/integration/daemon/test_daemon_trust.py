@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import re
 import signal
 import subprocess
 import sys
@@ -25,6 +23,7 @@ from typing import Any
 import pytest
 from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus
+from support.agent_process import AgentProcess
 from support.sessionbus import CHILD_UID
 
 from agent.core.guardian_code import code_at
@@ -49,47 +48,13 @@ def signed_policy(version: int, minutes: int) -> dict[str, Any]:
             "budget": {"daily_minutes": minutes}, "enforcement": {"language": "en"}}
 
 
-class Daemon:
-    def __init__(self, tmp: Path, *extra: str, speed: int = 60) -> None:
-        self.tmp = tmp
-        self.policy = tmp / "policy.toml"
-        if not self.policy.exists():
-            self.policy.write_text(FILE_POLICY)
-        self.log = tmp / "agent.log"
-        start = datetime.now(UTC).replace(microsecond=0).isoformat()
-        with self.log.open("a") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "agent.daemon", "--dev", "--speed", str(speed), "--start", start,
-                 "--policy", str(self.policy), "--state", str(tmp / "state"), *extra],
-                stderr=log, cwd=ROOT, env=dict(os.environ))
-        self.offset = len(self.log.read_text()) if self.log.exists() else 0
-
-    def wait_log(self, pattern: str, timeout: float = 30) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = re.search(pattern, self.log.read_text()[self.offset:])
-            if found:
-                return found
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"{pattern!r} not in the log:\n{self.log.read_text()}")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=30)
-
-
 @pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Daemon]:
-    d = Daemon(tmp_path)
+def daemon(tmp_path: Path) -> Iterator[AgentProcess]:
+    d = AgentProcess(tmp_path).start()
     try:
         yield d
     finally:
-        if d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait()
+        d.kill9()
 
 
 async def _call(bus: MessageBus, path: str, iface: str, member: str, sig: str = "",
@@ -102,9 +67,8 @@ async def _call(bus: MessageBus, path: str, iface: str, member: str, sig: str = 
     return reply
 
 
-async def test_the_daemon_obeys_only_what_its_guardian_signed(daemon: Daemon) -> None:
-    address = daemon.wait_log(r"development bus (\S+):").group(1)
-    daemon.wait_log("enforcing policy version")
+async def test_the_daemon_obeys_only_what_its_guardian_signed(daemon: AgentProcess) -> None:
+    address = daemon.address
     bus = await MessageBus(bus_address=address).connect()
     g = ReferenceGuardian(Identity.generate(is_device=False, label="Mum"))
 
@@ -194,7 +158,7 @@ async def test_the_daemon_obeys_only_what_its_guardian_signed(daemon: Daemon) ->
     key = daemon.tmp / "guardian.key"
     seal.write_private_key(key, g.identity.seal_key)
     read = subprocess.run([sys.executable, "-m", "agent.cli", "journal", "read", "--state",
-                           str(daemon.tmp / "state"), "--key", str(key)],
+                           str(daemon.state), "--key", str(key)],
                           capture_output=True, text=True, cwd=ROOT, check=True)
     events = [json.loads(line) for line in read.stdout.splitlines()]
     tamper = [e for e in events if e["kind"] == "bad_signature"]
@@ -209,11 +173,10 @@ async def _sleep_briefly() -> None:
     await asyncio.sleep(0.1)  # polling the daemon's status; every wait above is bounded
 
 
-async def test_a_key_swapping_relay_makes_the_sas_differ_and_the_daemon_keeps_nothing(daemon: Daemon) -> None:
+async def test_a_key_swapping_relay_makes_the_sas_differ_and_the_daemon_keeps_nothing(daemon: AgentProcess) -> None:
     """The relay pairs with the daemon as a fake guardian and with the real guardian as a
     fake device: the two people see different numbers, say so, and nothing is kept."""
-    address = daemon.wait_log(r"development bus (\S+):").group(1)
-    daemon.wait_log("enforcing policy version")
+    address = daemon.address
     bus = await MessageBus(bus_address=address).connect()
     try:
         async def guardian1(member: str, sig: str = "", body: list[Any] | None = None) -> Message:
@@ -242,12 +205,12 @@ async def test_a_key_swapping_relay_makes_the_sas_differ_and_the_daemon_keeps_no
     finally:
         bus.disconnect()
         assert daemon.stop() == 0
-    assert not (daemon.tmp / "state" / "trust.sqlite").exists() or _keyring_rows(daemon) == 0
+    assert not (daemon.state / "trust.sqlite").exists() or _keyring_rows(daemon) == 0
 
 
-def _keyring_rows(daemon: Daemon) -> int:
+def _keyring_rows(daemon: AgentProcess) -> int:
     import sqlite3
-    with sqlite3.connect(daemon.tmp / "state" / "trust.sqlite") as db:
+    with sqlite3.connect(daemon.state / "trust.sqlite") as db:
         return int(db.execute("SELECT count(*) FROM keyring").fetchone()[0])
 
 
@@ -257,20 +220,17 @@ async def test_guardian_codes_from_the_cli_and_from_the_guardian_unlock_the_daem
     its codes) replaces it. A used code stays used across a restart."""
     secret_file = tmp_path / "guardian.secret"
     secret_file.write_text(bytes(range(40, 72)).hex() + "\n")
-    child = str(CHILD_UID)
-    first = Daemon(tmp_path, "--guardian-secret", str(secret_file), "--child-uid", child, speed=1)
+    first = AgentProcess(tmp_path, "--guardian-secret", str(secret_file), speed=1).start()
     try:
-        address = first.wait_log(r"development bus (\S+):").group(1)
-        first.wait_log("enforcing policy version")
+        address = first.address
         code = _cli("guardian-code", "--secret-file", str(secret_file))
         assert _as_child(address, code) == [True]
         assert _as_child(address, code) == [False]  # single use
     finally:
         assert first.stop() == 0
-    again = Daemon(tmp_path, "--guardian-secret", str(secret_file), "--child-uid", child, speed=1)
+    again = AgentProcess(tmp_path, "--guardian-secret", str(secret_file), speed=1).start()
     try:
-        address = again.wait_log(r"development bus (\S+):").group(1)
-        again.wait_log("enforcing policy version")
+        address = again.address
         assert _as_child(address, code) == [False]  # still used after the restart
         bus = await MessageBus(bus_address=address).connect()
         g = ReferenceGuardian()

@@ -8,32 +8,33 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import socket
 import subprocess
-import tempfile
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from agent.core.decision import AppAccess
 from agent.core.policy import AppDefault, AppRules
 from agent.execgate.catalogue import AppInfo, scan
+from agent.execgate.elf import interp_segment
 from agent.execgate.table import GateConfig
 
 CHILD_UID = 65534  # nobody: the child's stand-in (no test users are created)
+ROOT = Path(__file__).parents[3]
 
 
 @contextmanager
 def private_tmpfs(options: str = "mode=755,size=64m") -> Iterator[Path]:
     """A tmpfs mounted on a fresh world-traversable directory; always unmounted."""
-    where = Path(tempfile.mkdtemp(prefix="mm-gate-"))
-    where.chmod(0o755)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], check=True)
-    try:
+    from support.tmpfs import mounted_tmpfs
+
+    with mounted_tmpfs(options, prefix="mm-gate-") as where:
         yield where
-    finally:
-        if subprocess.run(["umount", str(where)], check=False).returncode != 0:
-            subprocess.run(["umount", "-l", str(where)], check=False)
-        where.rmdir()
 
 
 def make_binary(path: Path, source: str = "/bin/true", tag: str = "") -> Path:
@@ -44,6 +45,24 @@ def make_binary(path: Path, source: str = "/bin/true", tag: str = "") -> Path:
         with path.open("ab") as f:
             f.write(b"\0minormode-test:" + tag.encode())
     path.chmod(0o755)
+    return path
+
+
+def make_dynamic(path: Path, loader: Path, source: str = "/bin/true", tag: str = "") -> Path:
+    """A copy of a dynamic program whose PT_INTERP names `loader` (a loader copied onto
+    the test's tmpfs, so the kernel's open of it is an event the gate under test sees)."""
+    make_binary(path, source, tag)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        where = interp_segment(fd)
+        assert where is not None, f"{source} is not a dynamic program"
+        offset, size = where
+        name = os.fsencode(loader)
+        if len(name) >= size:
+            pytest.skip(f"the test's tmpfs path {loader} is longer than {source}'s PT_INTERP")
+        os.pwrite(fd, name.ljust(size, b"\0"), offset)
+    finally:
+        os.close(fd)
     return path
 
 
@@ -100,6 +119,42 @@ def as_child(argv: Sequence[str], timeout: float = 20, **kw: object) -> subproce
         cwd="/",
         **kw,  # type: ignore[arg-type]
     )
+
+
+def exec_status(path: Path, *args: str, as_child: bool = True) -> int:
+    """Exit status of an exec through a shell, as the child or as root (126: the gate
+    refused it; the shell's own exec is what the gate sees, as for an app launcher)."""
+    ids = {"user": CHILD_UID, "group": CHILD_UID, "extra_groups": []} if as_child else {}
+    return subprocess.run(["sh", "-c", 'exec "$0" "$@"', str(path), *args], cwd="/", timeout=20,
+                          stderr=subprocess.DEVNULL, check=False,
+                          **ids).returncode  # type: ignore[call-overload]
+
+
+@contextmanager
+def running_agent(tmp_path: Path, *options: str, stdout_to_log: bool = False) -> Iterator[subprocess.Popen[bytes]]:
+    """The real daemon (`python -m agent.daemon OPTIONS`) from the repository root, its
+    output in tmp_path/agent.log; yields once it said READY=1 on a notify socket of the
+    test's own, and stops it by its PID (SIGTERM, then SIGKILL) however the test ends."""
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify.sock"))
+    notify.settimeout(60)
+    env = dict(os.environ, NOTIFY_SOCKET=str(tmp_path / "notify.sock"))
+    with (tmp_path / "agent.log").open("w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "agent.daemon", *options], env=env, stderr=log,
+                                stdout=log if stdout_to_log else None, cwd=ROOT)
+    try:
+        while b"READY=1" not in notify.recv(4096):
+            pass
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            notify.close()
 
 
 def as_root(argv: Sequence[str], timeout: float = 20) -> subprocess.CompletedProcess[str]:

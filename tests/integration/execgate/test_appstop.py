@@ -96,14 +96,14 @@ def _run(fs, apps, config, gate, allowed, procs) -> None:
     )
     gate.update(build_table(apps, spent, config, 2))
     sink, told = MemoryEventSink(), []
-    stopper = AppStopper(apps, sink, lambda app_id, text: told.append(text), grace=0.5)
+    stopper = AppStopper(apps, sink, lambda app_id, text: told.append(text), grace=0.5, language="en")
     results = asyncio.run(stopper.enforce(spent, running, T0 + timedelta(minutes=30)))
     assert set(results) == {APPS["video"], APPS["stubborn"]}
     assert results[APPS["video"]].terminated == {video.pid}
     assert results[APPS["stubborn"]].killed == {stubborn.pid}  # ignored SIGTERM
     assert video.wait(5) == -signal.SIGTERM and stubborn.wait(5) == -signal.SIGKILL
     assert phone.poll() is None and chess.poll() is None
-    assert told == ["Stubborn's time for today is used up", "Video's time for today is used up"]
+    assert told == ["Stubborn's time for today is used up.", "Video's time for today is used up."]
     assert [(e.kind, e.data["app_id"], e.data["killed"]) for e in sink.events] == [
         (EventKind.APP_STOPPED, APPS["stubborn"], 1),
         (EventKind.APP_STOPPED, APPS["video"], 0),
@@ -121,4 +121,4 @@ def _run(fs, apps, config, gate, allowed, procs) -> None:
     assert chess.wait(5) == -signal.SIGTERM
     assert phone.poll() is None
     assert sink.events[-1].data["reason"] == "device_locked"
-    assert told[-1] == "Chess is not allowed now"
+    assert told[-1] == "Chess is not allowed now."

@@ -286,3 +286,23 @@ def test_flatpak_style_app_in_a_sandbox_mount_namespace_is_judged_by_inode(gate_
     [blocked] = gate_env.blocked
     assert (blocked.app_id, blocked.reason) == ("org.example.Paint", "blocked")
     print(f"\nthe gate saw the sandboxed exec as {blocked.path!r}")
+
+
+def test_a_runtimes_shell_runs_in_its_sandbox_but_not_for_the_child_on_the_host(gate_env) -> None:
+    """A Flatpak runtime (a base tree) holds a shell: inside a sandbox (another mount
+    namespace) it is the runtime's business; run by the child on the host it would be a
+    shell in the child's base, so there it is refused."""
+    fs = gate_env.fs
+    runtime = fs / "flatpak" / "runtime" / "org.example.Platform" / "files"
+    shell = gatekit.make_binary(runtime / "bin" / "bash", source="/bin/sh", tag="runtime-shell")
+    gate_env.config = dataclasses.replace(gate_env.config, base_trees=(str(fs / "flatpak" / "runtime"),))
+    gate_env.set_policy()
+    (fs / "sandbox" / "usr").mkdir(parents=True)
+    child = f"setpriv --reuid {gatekit.CHILD_UID} --regid {gatekit.CHILD_UID} --clear-groups"
+    inner = f"mount --bind {runtime} {fs}/sandbox/usr && exec {child} {fs}/sandbox/usr/bin/bash -c 'exit 0'"
+    sandboxed = gatekit.as_root(["unshare", "--mount", "--propagation", "private", "sh", "-c", inner])
+    assert sandboxed.returncode == 0, sandboxed
+    on_host = gatekit.as_child(["sh", "-c", f"{shell} -c 'exit 0'"])
+    assert on_host.returncode == 126, on_host
+    assert gatekit.as_root([str(shell), "-c", "exit 0"]).returncode == 0
+    assert [b.reason for b in gate_env.blocked] == ["outside_sandbox"]

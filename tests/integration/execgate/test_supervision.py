@@ -279,14 +279,13 @@ def test_repeated_failed_restarts_release_the_group_then_recover(tmp_path: Path)
         apps, config = gatekit.layout(fs)
         table = build_table(apps, gatekit.access(blocked=["org.example.Game"]), config, 1)
         rec = Recorder()
-        sup = GateSupervisor(
-            [str(fs)], table, None, rec.outage, ready_timeout=0.5, max_failures=2, ping_timeout=600
-        )
-        sup.start()
+        sup = GateSupervisor([str(fs)], table, None, rec.outage, max_failures=2, ping_timeout=600)
+        sup.start()  # a real gate: its start may take seconds on a loaded machine
         try:
             game = str(fs / "apps" / "game")
             assert _finish(_exec(game)) == 126
             sup.python = str(fake)  # every restart from now on hangs before "ready"
+            sup.ready_timeout = 0.5  # ... and is given up after 0.5 s
             gate_pid = sup.pid
             assert gate_pid is not None
             os.kill(gate_pid, signal.SIGKILL)
@@ -300,6 +299,7 @@ def test_repeated_failed_restarts_release_the_group_then_recover(tmp_path: Path)
             assert sup._fan_fd is None, "the group was not released after repeated failures"
             assert _finish(_exec(game)) == 0  # released: fail-open, the session stays locked
             sup.python = sys.executable
+            sup.ready_timeout = 30.0  # the real gate again
             assert rec.ended.wait(OUTAGE_BOUND_S)
             start, end = rec.outages
             assert start.started and not end.started and end.fail_open

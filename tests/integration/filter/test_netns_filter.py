@@ -1,159 +1,25 @@
-"""The filter and the nft table in a network namespace this test creates.
-
-Inside the namespace (only `lo`, with extra addresses standing for the outside world):
-10.53.0.1/fd53::1 run a fake "outside" resolver on 53 (also the filter's upstream),
-10.99.0.1 is listed as a DoH resolver, 10.77.0.1/.2 are ordinary servers. The child is
-uid 65534; root must be unaffected.
+"""The filter and the nft table in a network namespace this test creates (conftest.py:
+its addresses and servers). The child is uid 65534; root must be unaffected.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from support.netns import CHILD, MARKS, PORT, Netns
 
-from agent.filter.lists import compile_all
-
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create a network namespace"),
-    pytest.mark.skipif(shutil.which("nft") is None or shutil.which("ip") is None,
-                       reason="needs nftables and iproute2"),
-    pytest.mark.timeout(120),
-]
+pytestmark = [*MARKS, pytest.mark.timeout(120)]
 
 HERE = Path(__file__).parent
 # The standalone profile is a policy [filter] table, whose defaults turn SafeSearch on:
 # these tests are about the table and the lists, so they turn it off as before.
 OFF = {"safesearch": False, "youtube": "off"}
-CHILD = 65534
-PORT = 5300
-
-
-class Netns:
-    def __init__(self, name: str, tmp: Path) -> None:
-        self.name = name
-        self.tmp = tmp
-        self.procs: list[subprocess.Popen[str]] = []
-
-    def run(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["ip", "netns", "exec", self.name, *cmd], capture_output=True,
-                              text=True, check=check, timeout=60)
-
-    def spawn(self, *cmd: str) -> subprocess.Popen[str]:
-        p = subprocess.Popen(["ip", "netns", "exec", self.name, *cmd], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-        self.procs.append(p)
-        return p
-
-    def stop(self, p: subprocess.Popen[str]) -> None:
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
-        if p in self.procs:
-            self.procs.remove(p)
-
-    def probe(self, uid: int, checks: list[list[object]]) -> list[str]:
-        out = self.run(sys.executable, str(HERE / "probe.py"), str(uid), json.dumps(checks))
-        result: list[str] = json.loads(out.stdout)
-        return result
-
-    def nft(self, *args: str) -> None:
-        out = self.run(sys.executable, "-m", "agent.filter.nft", *args, check=False)
-        assert out.returncode == 0, out.stderr
-
-    def start_agent(self, filter_table: str, lists: Path,
-                    *extra: str) -> tuple[subprocess.Popen[str], Path]:
-        """The real daemon in development mode with the DNS filter on; returns once it
-        enforces (the process and its state directory)."""
-        state = self.tmp / f"agent-state-{uuid.uuid4().hex}"
-        policy = self.tmp / f"policy-{uuid.uuid4().hex}.toml"
-        policy.write_text('version = 1\nage_band = "12-16"\ntimezone = "Asia/Shanghai"\n'
-                          + filter_table)
-        log = self.tmp / f"agent-{uuid.uuid4().hex}.log"
-        agent = self.spawn(sys.executable, "-m", "agent.daemon", "--dev", "--policy", str(policy),
-                           "--state", str(state), "--child-uid", str(CHILD), "--lists", str(lists),
-                           "--dns-upstream", "10.53.0.1:53", "--dns-listen", f"127.0.0.1:{PORT}",
-                           "--log-file", str(log), *extra)
-        deadline = time.monotonic() + 30
-        while "enforcing" not in (log.read_text() if log.exists() else ""):
-            assert agent.poll() is None, agent.stderr.read() if agent.stderr else ""
-            assert time.monotonic() < deadline, "the agent did not start"
-            time.sleep(0.1)
-        return agent, state
-
-    def start_filter(self, profile: dict[str, object], lists: Path,
-                     *extra: str) -> subprocess.Popen[str]:
-        prof = self.tmp / f"profile-{uuid.uuid4().hex}.json"
-        prof.write_text(json.dumps(profile))
-        ready = self.tmp / f"ready-{uuid.uuid4().hex}"
-        p = self.spawn(sys.executable, "-m", "agent.filter.standalone", "--lists", str(lists),
-                       "--upstream", "10.53.0.1:53", "--listen", f"127.0.0.1:{PORT}",
-                       "--listen", f"[::1]:{PORT}", "--profile-json", str(prof),
-                       "--ready-file", str(ready), "--nft-learn",
-                       "--events", str(self.tmp / "events.jsonl"), *extra)
-        deadline = time.monotonic() + 20
-        while not ready.exists():
-            if p.poll() is not None:
-                raise AssertionError(f"filter exited: {p.stderr.read() if p.stderr else ''}")
-            assert time.monotonic() < deadline, "filter did not become ready"
-            time.sleep(0.05)
-        return p
-
-
-@pytest.fixture(scope="module")
-def netns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Netns]:
-    tmp = tmp_path_factory.mktemp("netns")
-    name = f"mm5-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    ns = Netns(name, tmp)
-    try:
-        ns.run("ip", "link", "set", "lo", "up")
-        for addr in ("10.53.0.1/32", "10.99.0.1/32", "10.77.0.1/32", "10.77.0.2/32"):
-            ns.run("ip", "addr", "add", addr, "dev", "lo")
-        ns.run("ip", "-6", "addr", "add", "fd53::1/128", "dev", "lo", "nodad")
-        up = ns.spawn(sys.executable, "-m", "agent.filter.fakeupstream", "--listen",
-                      "10.53.0.1:53", "--map", "school.test=10.77.0.2",
-                      "--map", "www.school.test=10.77.0.2")
-        assert up.stdout is not None and "fake upstream" in up.stdout.readline()
-        up6 = ns.spawn(sys.executable, "-m", "agent.filter.fakeupstream", "--listen",
-                       "[fd53::1]:53")
-        assert up6.stdout is not None and "fake upstream" in up6.stdout.readline()
-        srv = ns.spawn(sys.executable, str(HERE / "servers.py"), "10.99.0.1:443/tcp",
-                       "10.99.0.1:443/udp", "10.77.0.1:443/tcp", "10.77.0.2:443/tcp",
-                       "10.53.0.1:853/tcp", "10.53.0.1:853/udp", "10.77.0.1:51820/udp",
-                       "10.77.0.1:1194/tcp")
-        assert srv.stdout is not None and srv.stdout.readline().strip() == "ready"
-        yield ns
-    finally:
-        for p in list(ns.procs):
-            ns.stop(p)
-        subprocess.run(["ip", "netns", "del", name], check=False)
-
-
-@pytest.fixture(scope="module")
-def lists(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("lists")
-    src = tmp / "src"
-    src.mkdir()
-    (src / "adult.txt").write_text("blocked.test\n")
-    out = tmp / "out"
-    compile_all(src, out)
-    out.chmod(0o755)
-    return out
 
 
 def test_child_is_filtered_and_cannot_go_around_it(netns: Netns, lists: Path) -> None:
@@ -169,9 +35,12 @@ def test_child_is_filtered_and_cannot_go_around_it(netns: Netns, lists: Path) ->
             ["udp", "10.53.0.1", 853],  # DoQ
             ["tcp", "10.99.0.1", 443],  # DoH resolver address
             ["udp", "10.99.0.1", 443],  # DoH over HTTP/3
-            ["tcp", "10.77.0.1", 443],  # an ordinary server
+            ["tcp", "10.77.0.1", 443],  # an ordinary server by an address nobody resolved
             ["udp", "10.77.0.1", 51820],  # WireGuard
             ["tcp", "10.77.0.1", 1194],  # OpenVPN over TCP
+            ["udp", "10.53.0.1", 784],  # DoQ, the pre-RFC ports
+            ["udp", "10.53.0.1", 8853],
+            ["dns", "10.53.0.1", 53, "cdn-alias.test"],  # a CNAME chain to a blocked name
         ]
         child = netns.probe(CHILD, checks)
         root = netns.probe(0, checks)
@@ -180,20 +49,22 @@ def test_child_is_filtered_and_cannot_go_around_it(netns: Netns, lists: Path) ->
         netns.stop(flt)
     assert child == [
         "rcode3", "10.20.30.40", "rcode3", "rcode3",
-        "ECONNREFUSED", child[5], "ECONNREFUSED", child[7], "ok", child[9], "ECONNREFUSED",
+        "ECONNREFUSED", child[5], "ECONNREFUSED", child[7], "ECONNREFUSED", child[9],
+        "ECONNREFUSED",
+        child[11], child[12], "rcode3",
     ]
-    print("child UDP rejections:", child[5], child[7], child[9])
-    for i in (5, 7, 9):  # rejected UDP: an ICMP error, never an answer
+    print("child UDP rejections:", child[5], child[7], child[9], child[11], child[12])
+    for i in (5, 7, 9, 11, 12):  # rejected UDP: an ICMP error, never an answer
         assert child[i] not in ("ok", "timeout"), (checks[i], child[i])
     # Root talks to the "outside" resolvers directly: they answer every name.
-    assert root == ["10.20.30.40"] * 4 + ["ok"] * 7, root
+    assert root == ["10.20.30.40"] * 4 + ["ok"] * 9 + ["10.20.30.40"], root
     events = (netns.tmp / "events.jsonl").read_text().splitlines()
     assert any(json.loads(e)["domain"] == "www.blocked.test" for e in events)
 
 
 def test_allowlist_only_reaches_only_learned_addresses(netns: Netns, lists: Path) -> None:
     flt = netns.start_filter({"allowlist_only": True, "allow": ["school.test"], **OFF}, lists)
-    netns.nft("apply", "--child-uid", str(CHILD), "--port", str(PORT), "--allowlist-only")
+    netns.nft("apply", "--child-uid", str(CHILD), "--port", str(PORT))
     try:
         before = netns.probe(CHILD, [["tcp", "10.77.0.2", 443]])
         checks: list[list[object]] = [
@@ -237,11 +108,23 @@ def test_filter_with_its_own_table_removes_it_on_exit(netns: Netns, lists: Path)
     assert netns.probe(CHILD, [["dns", "10.53.0.1", 53, "blocked.test"]]) == ["10.20.30.40"]
 
 
-def test_network_filter_follows_allowlist_only_switch(netns: Netns, lists: Path) -> None:
+def test_network_filter_follows_the_profile_and_the_fixed_networks(netns: Netns, lists: Path) -> None:
+    """Egress is closed in every mode; a fixed network opens without touching what was
+    learned; tightening to allowlist-only drops what the looser mode learned and the flows
+    it allowed; loosening keeps the table (networkfilter_script.py's steps)."""
     out = netns.run(sys.executable, str(HERE / "networkfilter_script.py"), str(lists))
-    assert json.loads(out.stdout) == {
-        "start": False, "allowlist": True, "version": 2, "relaxed": False, "stopped": False,
+    refused = "ECONNREFUSED"
+    steps = json.loads(out.stdout)
+    old_flow = steps.pop("allowlist_old_flow")
+    assert steps == {
+        "normal": ["10.77.0.2", refused], "normal_learned": True, "flow_opened": "ok",
+        "fixed": ["ok"], "fixed_flow": "ok", "fixed_learned": True,
+        "allowlist_learned": False,
+        "allowlist": ["ok", "rcode3", "10.77.0.2", "ok"], "allowlist_new_flow": "ok",
+        "epoch": True, "relaxed_flow": "ok", "relaxed": [refused, "ok"],
+        "version": 4, "stopped": False, "start_allowlist_epoch": True,
     }
+    assert old_flow not in ("ok", "timeout"), old_flow  # refused at once (an ICMP error)
 
 
 def test_the_agent_daemon_runs_the_filter_from_its_policy(netns: Netns, lists: Path) -> None:
@@ -284,3 +167,78 @@ def test_the_agents_dns_blocks_carry_its_trusted_time(netns: Netns, lists: Path)
     # At 60x, the minute or so this test runs is an hour at most of simulated time.
     assert started[0] <= blocked[0] < start + timedelta(hours=2), (start, started, blocked)
     assert abs(datetime.now(UTC) - blocked[0]) > timedelta(days=300)
+
+
+def test_the_agent_says_when_a_blocked_category_has_no_list(netns: Netns, lists: Path) -> None:
+    """Loud and honest: the daemon logs the category that blocks nothing and journals a
+    FILTER_LIST_MISSING event (the guardian's tamper counts), and still blocks the rest."""
+    agent, state = netns.start_agent('[filter]\nblock_categories = ["adult", "drugs"]\n', lists)
+    try:
+        assert netns.probe(CHILD, [["dns", "10.53.0.1", 53, "www.blocked.test"]]) == ["rcode3"]
+    finally:
+        netns.stop(agent)
+    logs = "".join(p.read_text() for p in netns.tmp.glob("agent-*.log"))
+    assert "drugs: no list installed" in logs and "adult: no list" not in logs
+    read = netns.run(sys.executable, "-m", "agent.cli", "journal", "read", "--state", str(state),
+                     "--key", str(state / "journal-local.key"))
+    entries = [json.loads(line) for line in read.stdout.splitlines()]
+    missing = [e["data"] for e in entries if e["kind"] == "filter_list_missing"]
+    assert missing == [{"categories": ["drugs"]}], entries
+
+
+def _loopback_dns_from_root(netns: Netns) -> int:
+    """Packets root (the agent) sent to 127.0.0.1:53, counted by a table of the test's own."""
+    out = netns.run("nft", "-j", "list", "table", "inet", "mmloopcount").stdout
+    return sum(item["rule"]["expr"][-1]["counter"]["packets"] for item in json.loads(out)["nftables"]
+               if "rule" in item)
+
+
+def _replace(path: Path, text: str) -> None:
+    """As systemd-resolved writes its file: a new one renamed over the old."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _until(netns: Netns, checks: list[list[object]], want: list[str]) -> list[str]:
+    deadline = time.monotonic() + 20  # the agent looks at the file every 5 s
+    got = netns.probe(CHILD, checks)
+    while got != want and time.monotonic() < deadline:
+        time.sleep(0.5)
+        got = netns.probe(CHILD, checks)
+    return got
+
+
+def test_the_agent_follows_the_networks_resolvers_and_never_itself(netns: Netns, lists: Path) -> None:
+    """The release image's settings: the filter on 127.0.0.1:53 forwards to the resolvers a
+    resolv.conf names (systemd-resolved's on the device), follows the file when the network
+    changes, without a restart, and never forwards to itself, however the file names it."""
+    netns.run("ip", "addr", "add", "10.53.0.2/32", "dev", "lo")
+    other = netns.spawn(sys.executable, "-m", "agent.filter.fakeupstream", "--listen", "10.53.0.2:53",
+                        "--map", "allowed.test=10.77.0.9")
+    assert other.stdout is not None and "fake upstream" in other.stdout.readline()
+    counter = netns.tmp / "loopcount.nft"
+    counter.write_text("table inet mmloopcount {\n chain out {\n  type filter hook output priority 0;\n"
+                       "  meta skuid 0 ip daddr 127.0.0.1 udp dport 53 counter\n }\n}\n")
+    netns.run("nft", "-f", str(counter))
+    resolv = netns.tmp / "resolv.conf"
+    resolv.write_text("# the filter itself, twice, then the network's resolver\n"
+                      "nameserver 127.0.0.1\nnameserver 0.0.0.0\nnameserver 10.53.0.1\n")
+    agent, _state = netns.start_agent('[filter]\nblock_categories = ["adult"]\n', lists,
+                                      upstreams=("--dns-upstreams-from", str(resolv)),
+                                      listen="127.0.0.1:53")
+    checks: list[list[object]] = [["dns", "10.53.0.1", 53, "allowed.test"],
+                                  ["dns", "10.53.0.1", 53, "www.blocked.test"]]
+    try:
+        assert netns.probe(CHILD, checks) == ["10.20.30.40", "rcode3"]
+        _replace(resolv, "nameserver 10.53.0.2\n")  # another network
+        assert _until(netns, checks, ["10.77.0.9", "rcode3"]) == ["10.77.0.9", "rcode3"]
+        _replace(resolv, "nameserver 127.0.0.1\n")  # only the filter itself: no resolver
+        assert _until(netns, checks, ["rcode2", "rcode3"]) == ["rcode2", "rcode3"]
+        assert agent.poll() is None, "the agent restarted or died"
+        assert _loopback_dns_from_root(netns) == 0, "the agent forwarded to itself"
+    finally:
+        netns.stop(agent)
+        netns.stop(other)
+        netns.run("nft", "delete", "table", "inet", "mmloopcount", check=False)
+        netns.run("ip", "addr", "del", "10.53.0.2/32", "dev", "lo", check=False)

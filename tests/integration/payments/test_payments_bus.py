@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 from collections.abc import AsyncIterator
@@ -230,40 +231,56 @@ async def test_shipped_bus_policy_lets_root_own_and_apps_call(
         ledger.close()
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="purchases approve is root-only")
-async def test_end_to_end_guardian_approval_through_the_cli(
-    tmp_path: Path, bus_address: str, callers: dict[str, Path]
-) -> None:
-    """App asks (pending) -> root CLI approves -> the broker signals Decided on its own."""
-    from agent.cli.main import build_parser
-    from agent.store.layout import StoreLayout
-
-    layout = StoreLayout(tmp_path / "state")
-    ledger = layout.open_ledger()
-    events = MemoryEventSink()
-    service = PaymentsService(
+def _on_real_time(ledger: Ledger, events: MemoryEventSink, bus_address: str,
+                  callers: dict[str, Path]) -> PaymentsService:
+    """The broker on the wall clock whose safety-net round is an hour away: what it
+    announces within a test, it announced because it was woken (a write, an expiry)."""
+    return PaymentsService(
         ledger=ledger, policy=_policy,
         identifier=ExeMapIdentifier({str(callers["shop"]): "org.example.Shop"}),
         events=events, clock=lambda: datetime.now(UTC), bus_address=bus_address,
-        announce_interval=0.05,
+        announce_interval=3600,
     )
+
+
+@contextlib.asynccontextmanager
+async def _woken_broker(ledger: Ledger, bus_address: str, callers: dict[str, Path]
+                        ) -> AsyncIterator[tuple[Harness, asyncio.Queue[list[str]], str]]:
+    """The broker on real time with a request pending (ask-to-buy over the threshold), a
+    listener for Decided, and everything closed afterwards: (harness, Decided queue, id)."""
+    events = MemoryEventSink()
+    service = _on_real_time(ledger, events, bus_address, callers)
     await service.start()
     bus, queue = await _listen(bus_address)
     try:
         h = Harness(service, ledger, events, bus_address, callers, [T0])
-        decision, request_id, _ = await h.authorize("shop", 4000, "e2e")
+        decision, request_id, _ = await h.authorize("shop", 4000, "pending")
         assert decision == "pending"
+        yield h, queue, request_id
+    finally:
+        bus.disconnect()
+        await service.stop()
+        ledger.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="purchases approve is root-only")
+async def test_end_to_end_guardian_approval_through_the_cli(
+    tmp_path: Path, bus_address: str, callers: dict[str, Path]
+) -> None:
+    """App asks (pending) -> root CLI approves -> the broker signals Decided on its own:
+    woken by the CLI's write to the ledger (no polling: its safety net is an hour here)."""
+    from agent.cli.main import build_parser
+    from agent.store.layout import StoreLayout
+
+    layout = StoreLayout(tmp_path / "state")
+    async with _woken_broker(layout.open_ledger(), bus_address, callers) as (h, queue, request_id):
         args = build_parser().parse_args(["purchases", "approve", "--state", str(layout.state),
                                           request_id])
         assert args.func(args) == 0
         assert await asyncio.wait_for(queue.get(), 10) == [request_id, "approved"]
         rc, out, _err = await h.call("shop", "Status", f"string:{request_id}")
         assert rc == 0 and "approved" in out
-        assert [e.data["decision"] for e in events.events] == ["pending", "approved"]
-    finally:
-        bus.disconnect()
-        await service.stop()
-        ledger.close()
+        assert [e.data["decision"] for e in h.events.events] == ["pending", "approved"]
 
 
 async def test_a_broken_ledger_gives_a_clear_failure_not_a_timeout(harness: Harness) -> None:
@@ -293,3 +310,25 @@ def test_documented_interface_matches_the_service() -> None:
     exported |= {("signal", s.name): [("out", a.signature) for a in s.args]
                  for s in live.signals}
     assert documented == exported
+
+
+async def test_a_flood_of_purchase_requests_is_paced_per_app(harness: Harness) -> None:
+    """Each Authorize with a new key is a ledger row: past the burst (10) the broker answers
+    LimitsExceeded and writes nothing, so an app driven in a loop cannot fill the disk."""
+    for i in range(10):
+        assert (await harness.authorize("shop", 1, f"flood-{i}"))[0] == "approved"
+    rc, _out, err = await harness.call("shop", "Authorize", "int64:1", "string:CNY", "string:gems",
+                                       "string:flood-10")
+    assert rc != 0 and "LimitsExceeded" in err and "too many purchase requests" in err
+    assert len(harness.ledger.purchases()) == 10
+
+
+async def test_a_pending_request_expires_when_due_without_polling(
+    tmp_path: Path, bus_address: str, callers: dict[str, Path]
+) -> None:
+    """Expiry is scheduled for the first pending request's deadline (the safety net's
+    interval is an hour): Decided(expired) arrives once the request's time is up."""
+    ledger = Ledger(tmp_path / "ledger.db", pending_ttl=timedelta(seconds=1))
+    async with _woken_broker(ledger, bus_address, callers) as (_h, queue, request_id):
+        assert await asyncio.wait_for(queue.get(), 10) == [request_id, "expired"]
+        assert ledger.next_expiry() is None

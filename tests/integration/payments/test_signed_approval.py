@@ -30,6 +30,20 @@ def paired(tmp_path: Path) -> Iterator[tuple[Device, ReferenceGuardian]]:
     device.close()
 
 
+async def start_broker(device: Device, bus_address: str, shop: Path) -> PaymentsService:
+    """The payments broker for the shop app, on the device's ledger and policy, told at once
+    when the trust layer settles a purchase (as the daemon's services wire it); its
+    announce interval is an hour, so only that poke can make a decision arrive in a test."""
+    service = PaymentsService(
+        ledger=device.ledger, policy=lambda: device.agent.policy,
+        identifier=ExeMapIdentifier({str(shop): "org.example.Shop"}),
+        events=device.agent.events, clock=device.agent.now, bus_address=bus_address, announce_interval=3600)
+    await service.start()
+    pokes: set[asyncio.Future[object]] = set()
+    device.trust.effects.on_purchase_decided = lambda: pokes.add(asyncio.ensure_future(service.announce_decisions()))
+    return service
+
+
 async def _authorize(address: str, caller: Path, amount: int, key: str) -> list[str]:
     proc = await asyncio.create_subprocess_exec(
         str(caller), f"--bus={address}", "--print-reply", f"--dest={BUS_NAME}", OBJECT_PATH,
@@ -43,13 +57,7 @@ async def _authorize(address: str, caller: Path, amount: int, key: str) -> list[
 async def test_a_signed_approval_settles_the_pending_purchase_and_the_app_hears_it(
         paired: tuple[Device, ReferenceGuardian], bus_address: str, callers: dict[str, Path]) -> None:
     device, guardian = paired
-    service = PaymentsService(
-        ledger=device.ledger, policy=lambda: device.agent.policy,
-        identifier=ExeMapIdentifier({str(callers["shop"]): "org.example.Shop"}),
-        events=device.agent.events, clock=device.agent.now, bus_address=bus_address, announce_interval=3600)
-    await service.start()
-    pokes: set[asyncio.Future[object]] = set()
-    device.trust.effects.on_purchase_decided = lambda: pokes.add(asyncio.ensure_future(service.announce_decisions()))
+    service = await start_broker(device, bus_address, callers["shop"])
     bus, decided = await _listen(bus_address)
     try:
         decision, request_id, reason = await _authorize(bus_address, callers["shop"], 3000, "k1")

@@ -52,7 +52,7 @@ async def test_agent_subcommands(agent_bus: tuple[str, Agent], capsys: pytest.Ca
                                  tmp_path: Path) -> None:
     address, agent = agent_bus
     assert await ctl("status", "--bus", address) == 0
-    assert "RemainingSeconds: 600" in capsys.readouterr().out
+    assert "unlocked: 10 min left" in capsys.readouterr().out
     # root is not the child: refused, exit 1
     assert await ctl("ask-time", "10", "--bus", address) == 1
     assert "AccessDenied" in capsys.readouterr().err
@@ -83,12 +83,16 @@ async def test_status_json_carries_what_the_text_shows(agent_bus: tuple[str, Age
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     address, agent = agent_bus
     assert await ctl("status", "--bus", address) == 0
-    text = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    text = capsys.readouterr().out
     assert await ctl("status", "--bus", address, "--json") == 0
     data = json.loads(capsys.readouterr().out)
-    assert {k: str(v) for k, v in data.items()} == text
     assert data["RemainingSeconds"] == 600 and data["Locked"] is False
+    assert "unlocked: 10 min left" in text
     assert data["PolicyVersion"] == agent.policy.version
+    assert f"age band {data['AgeBand']}, policy version {data['PolicyVersion']}" in text
+    assert data["Timezone"] == agent.policy.timezone and f"times in {data['Timezone']}" in text
+    used, budget = data["UsedSeconds"] // 60, data["BudgetSeconds"] // 60
+    assert f"used today: {used} min of {budget} min" in text
 
 
 async def test_no_agent_on_the_bus_is_exit_3(capsys: pytest.CaptureFixture[str]) -> None:

@@ -21,7 +21,7 @@ async def test_dev_session_counts_warns_and_locks(tmp_path: Path,
     clock = ManualClock(iso("2026-11-28T10:00"), zone="Asia/Shanghai")
     agent = agent_on(StateStore(tmp_path / "state.sqlite"), clock)
     agent.policy = policy(waive=["windows", "curfew", "school", "rest", "games"],
-                          budget={"every_day": 6}, enforcement={"language": "en"})
+                          budget={"every_day": 6}, enforcement={"language": "en", "time_up": "lock"})
     dev = DevSession(agent)
     await dev.start()
     try:

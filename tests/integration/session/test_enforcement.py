@@ -5,7 +5,12 @@ logind adapter and enforcer, python-dbusmock's logind with an emulated screen lo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -19,8 +24,9 @@ from agent.core.decision import LockReason
 from agent.core.grants import GrantSource
 from agent.dev import devbus
 from agent.dev.clock import ManualClock
-from agent.os.logind import LogindWatcher
-from agent.os.session_enforcer import SessionEnforcer
+from agent.os.lockproof import LockerProcesses
+from agent.os.logind import LogindWatcher, SessionState
+from agent.os.session_enforcer import LockProof, SessionEnforcer
 from agent.runtime.agent import Agent
 from agent.store.state import StateStore
 
@@ -55,17 +61,30 @@ class Rig:
         self.clock.advance(n * 60)
         self.agent.tick()
 
+    async def shut(self, backstop: asyncio.Future[None]) -> None:
+        self.enforcer.stop()
+        await backstop
+        await self.watcher.stop()
+        self.agent.store.close()
+
+
+def trust_the_hint(session: SessionState) -> bool:
+    """For the tests of re-locking: the emulated locker's hint stands for a verified lock
+    (what verifies it on a device is `LockerProcesses`, tested below)."""
+    return session.locked
+
 
 async def make_rig(tmp: Path, bus: devbus.PrivateBus, logind: FakeLogind, budget: int = 10,
-                   terminate_after_seconds: float = 0.0, reassert_seconds: float = 15.0,
-                   **pol: Any) -> Rig:
+                   lock_grace_seconds: float = 60.0, reassert_seconds: float = 15.0,
+                   lock_proof: LockProof | None = trust_the_hint, **pol: Any) -> Rig:
     clock = ManualClock(iso("2026-11-28T10:00"), zone="Asia/Shanghai")  # a Saturday
     agent = agent_on(StateStore(tmp / "state.sqlite"), clock)
+    pol.setdefault("enforcement", {"time_up": "lock"})  # these tests are about the screen lock
     agent.policy = policy(waive=WAIVED, budget={"every_day": budget}, **pol)
     watcher = LogindWatcher(CHILD_UID, agent.set_counting, bus_address=bus.address)
     notices = Notices()
     enforcer = SessionEnforcer(watcher, notices, language="en",
-                               terminate_after_seconds=terminate_after_seconds,
+                               lock_grace_seconds=lock_grace_seconds, lock_proof=lock_proof,
                                recheck_seconds=0.5, reassert_seconds=reassert_seconds)
     agent.subscribe(enforcer.apply)
     await watcher.start()
@@ -93,16 +112,16 @@ async def test_warnings_then_lock_then_relock(rig: Rig) -> None:
     rig.minutes(4)
     assert rig.notices.got == []
     rig.minutes(1)  # 5 minutes left
-    assert rig.notices.got == [("warning", 5, "5 minutes left. Time to finish up.")]
+    assert rig.notices.got == [("warning", 5, "5 minutes left. Time to finish up. Back tomorrow at 00:00.")]
     rig.minutes(2)
     assert len(rig.notices.got) == 1  # the 5-minute warning is not repeated
     rig.minutes(2)  # 1 minute left
-    assert rig.notices.got[-1] == ("warning", 1, "1 minute left. Save your work now.")
+    assert rig.notices.got[-1] == ("warning", 1, "1 minute left. Save your work now. Back tomorrow at 00:00.")
     assert await rig.logind.calls("LockSession") == []
     rig.minutes(1)  # budget spent
     decision = rig.agent.decision
     assert decision is not None and decision.locked and decision.reason is LockReason.BUDGET_SPENT
-    assert rig.notices.got[-1] == ("time_up", "budget_spent", "Today's screen time is used up.")
+    assert rig.notices.got[-1] == ("time_up", "budget_spent", "Today's screen time is used up. Back tomorrow at 00:00.")
     await until(lambda: rig.watcher.sessions[next(iter(rig.watcher.sessions))].locked,
                 what="session locked")
     assert await rig.logind.calls("LockSession") == [["c1"]]
@@ -161,12 +180,12 @@ async def test_lock_ends_when_more_time_is_granted(rig: Rig) -> None:
 
 async def test_terminate_as_last_resort(tmp_path: Path, logind_bus: devbus.PrivateBus,
                                         fake_logind: FakeLogind) -> None:
-    """A session whose locker never locks is ended after terminate_after."""
+    """A session whose locker never locks is ended after the grace."""
     await fake_logind.add_session("c1")
     # No screen locker: LockSession only logs the call, LockedHint stays false.
     await fake_logind.mock("/org/freedesktop/login1", "AddMethod", "sssss",
                            ["org.freedesktop.login1.Manager", "LockSession", "s", "", ""])
-    r = await make_rig(tmp_path, logind_bus, fake_logind, terminate_after_seconds=1.0)
+    r = await make_rig(tmp_path, logind_bus, fake_logind, lock_grace_seconds=1.0)
     backstop = asyncio.ensure_future(r.enforcer.run())
     try:
         r.minutes(10)
@@ -240,3 +259,108 @@ async def test_a_new_session_during_a_lock_is_locked_too(rig: Rig) -> None:
                        timeout=2.0, what="the new session locked within 2 s")
     assert ["c2"] in await rig.logind.calls("LockSession")
     assert took < 2.0 and rig.watcher.counting is False
+
+
+@contextlib.contextmanager
+def root_owned_locker() -> Iterator[Path]:
+    """A screen locker program at a root-owned path the child can reach (a copy of sleep:
+    what matters to the proof is which file the process runs)."""
+    where = Path(tempfile.mkdtemp(prefix="mm-locker-"))
+    where.chmod(0o755)
+    locker = where / "locker"
+    shutil.copy2("/bin/sleep", locker)
+    locker.chmod(0o755)
+    try:
+        yield locker
+    finally:
+        shutil.rmtree(where)
+
+
+def as_child(*argv: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(list(argv), user=CHILD_UID, group=CHILD_UID, extra_groups=[], cwd="/")
+
+
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: runs processes as the child")
+async def test_a_faked_locked_hint_does_not_hold_the_lock(
+        tmp_path: Path, logind_bus: devbus.PrivateBus, fake_logind: FakeLogind) -> None:
+    """The child's own locker configuration never locks, and the child sets LockedHint
+    itself (or a copy of the locker runs from a path of its own): no verified lock, so the
+    session is ended once the grace is over."""
+    await fake_logind.add_session("c1")
+    await fake_logind.mock("/org/freedesktop/login1", "AddMethod", "sssss",
+                           ["org.freedesktop.login1.Manager", "LockSession", "s", "", ""])
+    with root_owned_locker() as locker:
+        own_copy = Path(tempfile.mkdtemp(prefix="mm-childs-")) / "locker"
+        shutil.copy2(locker, own_copy)
+        os.chown(own_copy, CHILD_UID, CHILD_UID)
+        own_copy.parent.chmod(0o755)
+        fake = as_child(str(own_copy), "600")  # looks like a locker by name, not by file
+        proof = LockerProcesses([locker], frozenset({CHILD_UID}))
+        r = await make_rig(tmp_path, logind_bus, fake_logind, lock_grace_seconds=1.0, lock_proof=proof)
+        backstop = asyncio.ensure_future(r.enforcer.run())
+        try:
+            r.minutes(10)
+            await until(lambda: r.enforcer.lock_wanted, what="lock wanted")
+            await fake_logind.set("c1", LockedHint=True)  # the child's own claim
+            await until(lambda: r.watcher.locked, what="hint seen")
+            await until(lambda: r.enforcer.stats.terminations == 1, timeout=5.0, what="ended")
+            assert await fake_logind.calls("TerminateSession") == [["c1"]]
+            assert r.enforcer.stats.verified == 0
+        finally:
+            fake.kill()
+            fake.wait()
+            shutil.rmtree(own_copy.parent)
+            await r.shut(backstop)
+
+
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: runs processes as the child")
+async def test_a_running_locker_holds_the_lock_and_killing_it_ends_the_session(
+        tmp_path: Path, logind_bus: devbus.PrivateBus, fake_logind: FakeLogind) -> None:
+    await fake_logind.add_session("c1")
+    with root_owned_locker() as locker:
+        proof = LockerProcesses([locker], frozenset({CHILD_UID}))
+        r = await make_rig(tmp_path, logind_bus, fake_logind, lock_grace_seconds=1.0, lock_proof=proof)
+        backstop = asyncio.ensure_future(r.enforcer.run())
+        screen = as_child(str(locker), "600")  # the real locker, started at the lock
+        try:
+            r.minutes(10)
+            await until(lambda: r.watcher.locked, what="locked by the emulated locker")
+            await until(lambda: r.enforcer.stats.verified >= 6, timeout=10.0,
+                        what="six verified checks: three seconds, three graces")
+            assert r.enforcer.stats.terminations == 0
+            screen.kill()  # the locker dies (or the child kills it): the hint alone remains
+            screen.wait()
+            await until(lambda: r.enforcer.stats.terminations == 1, timeout=5.0, what="ended")
+        finally:
+            if screen.poll() is None:
+                screen.kill()
+                screen.wait()
+            await r.shut(backstop)
+
+
+async def test_time_up_in_the_limited_mode_leaves_the_screen_open_and_says_what_still_works(
+        tmp_path: Path, logind_bus: devbus.PrivateBus, fake_logind: FakeLogind) -> None:
+    """The default policy: time up is the limited mode. No LockSession (calls stay usable;
+    the exec gate refuses the rest), the time-up notice (the helper's persistent screen with
+    "ask for more time") says what still works, and the open session uses no time."""
+    await fake_logind.add_session("c1")
+    r = await make_rig(tmp_path, logind_bus, fake_logind, enforcement={"language": "en"})
+    backstop = asyncio.ensure_future(r.enforcer.run())
+    try:
+        r.minutes(10)
+        d = r.agent.decision
+        assert d is not None and d.locked and not d.lock_screen
+        assert r.notices.got[-1] == ("time_up", "budget_spent", "Today's screen time is used up. Back tomorrow at 00:00. "
+                                     "Calls, emergency and the learning apps your guardian chose still work.")
+        checks = r.enforcer.stats.verified + r.enforcer.stats.lock_calls
+        r.minutes(1)
+        await asyncio.sleep(0)  # let a spawned enforce run if one were due
+        assert await fake_logind.calls("LockSession") == []
+        assert not r.enforcer.lock_wanted and r.enforcer.stats.lock_calls + r.enforcer.stats.verified == checks
+        assert r.watcher.counting is True  # the session is open...
+        r.minutes(5)
+        assert r.agent.decision is not None and r.agent.decision.used_seconds == 600  # ...and uses nothing
+    finally:
+        await r.shut(backstop)

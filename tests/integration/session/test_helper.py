@@ -18,15 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dbus_fast import Variant
 from dbus_fast.aio import MessageBus
+from support.notifications import FakeNotifications
 from support.runtime import agent_on
 from support.scenario import iso, policy
 from support.sessionbus import CHILD_UID, FakeLogind, until
 
 from agent.api.agent_controller import AgentController
 from agent.api.service import AgentService
-from agent.bus.calls import call
 from agent.dev import devbus
 from agent.dev.clock import ManualClock
 from agent.helper.session_helper import SessionHelper
@@ -34,34 +33,6 @@ from agent.os.logind import LogindWatcher
 from agent.os.session_enforcer import SessionEnforcer
 from agent.runtime.agent import Agent
 from agent.store.state import StateStore
-
-MOCK = "org.freedesktop.DBus.Mock"
-NOTIFY_PATH = "/org/freedesktop/Notifications"
-
-
-class FakeNotifications:
-    def __init__(self, bus: MessageBus) -> None:
-        self.bus = bus
-
-    async def notifies(self) -> list[list[Any]]:
-        reply = await call(self.bus, "org.freedesktop.Notifications", NOTIFY_PATH, MOCK,
-                           "GetMethodCalls", "s", ["Notify"])
-        return [[_plain(a.value) for a in args] for _t, args in reply.body[0]]
-
-    async def click(self, nid: int, action: str) -> None:
-        await call(self.bus, "org.freedesktop.Notifications", NOTIFY_PATH, MOCK, "EmitSignal",
-                   "sssav", ["org.freedesktop.Notifications", "ActionInvoked", "us",
-                             [Variant("u", nid), Variant("s", action)]])
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Variant):
-        return _plain(value.value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 @dataclass
@@ -135,20 +106,21 @@ async def test_counted_warned_locked_and_asking_for_more_time(rig: Rig) -> None:
     app, replaces, _icon, summary, body, actions, hints, timeout = warn5
     assert timeout == -1  # the notification server's default
     assert (app, replaces, summary, body) == ("minormode", 0, "Time is almost up",
-                                              "5 minutes left. Time to finish up.")
+                                              "5 minutes left. Time to finish up. Back tomorrow at 00:00.")
     assert actions == ["more-time", "Ask for more time"] and hints["urgency"] == 1
     rig.minutes(4)
     warn1 = (await rig.notify_count(2))[1]
-    assert warn1[4] == "1 minute left. Save your work now."
+    assert warn1[4] == "1 minute left. Save your work now. Back tomorrow at 00:00."
     assert warn1[1] == 1  # replaces the 5-minute warning (the mock's first id)
 
     rig.minutes(1)
     time_up = (await rig.notify_count(3))[2]
-    assert time_up[3:5] == ["Time is up", "Today's screen time is used up."]
+    # The limited mode (the default): the time-up screen says what still works; no screen lock.
+    assert time_up[3:5] == ["Time is up", "Today's screen time is used up. Back tomorrow at 00:00. Calls, emergency and the learning apps your guardian chose still work."]
     assert time_up[5] == ["more-time", "Ask for more time", "report", "Get help / report"]
     assert time_up[6]["urgency"] == 2 and time_up[7] == 0  # critical, stays until dismissed
     await until(lambda: rig.agent.tracker.active_since is None, what="no longer counting")
-    assert await rig.logind.calls("LockSession") == [["c1"]]
+    assert await rig.logind.calls("LockSession") == []
 
     # A helper started now (login, restart) shows the lock at once.
     late = SessionHelper(system_address=rig.helper.system_address,
@@ -156,7 +128,7 @@ async def test_counted_warned_locked_and_asking_for_more_time(rig: Rig) -> None:
     await late.start()
     try:
         again = (await rig.notify_count(4))[3]
-        assert again[3:5] == ["Time is up", "Today's screen time is used up."]
+        assert again[3:5] == ["Time is up", "Today's screen time is used up. Back tomorrow at 00:00. Calls, emergency and the learning apps your guardian chose still work."]
     finally:
         await late.stop()
 
@@ -166,7 +138,7 @@ async def test_counted_warned_locked_and_asking_for_more_time(rig: Rig) -> None:
     [request] = rig.controller.pending.values()
     assert request.minutes == 15
     sent = (await rig.notify_count(5))[4]
-    assert sent[4] == "Your request for more time was sent to your guardian."
+    assert sent[4] == "Your request for more time was sent: waiting for your guardian."
 
     # The guardian says yes: the child is told, and the lock period ends.
     rig.controller.answer_request(request.id, approved=True)

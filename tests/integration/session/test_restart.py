@@ -82,7 +82,7 @@ async def test_kill_9_while_locked(runner: Runner, fake_logind: FakeLogind, tmp_
     runner.policy.write_text(
         f'version = 1\nage_band = "8-12"\ntimezone = "{zone}"\n'
         'waive = ["windows", "curfew", "school", "rest", "games"]\n'
-        f"[budget]\nevery_day = {BUDGET_MINUTES}\n[enforcement]\nlanguage = \"en\"\n")
+        f"[budget]\nevery_day = {BUDGET_MINUTES}\n[enforcement]\nlanguage = \"en\"\ntime_up = \"lock\"\n")
     (tmp_path / "state").mkdir()
     seeded = StateStore(tmp_path / "state" / "state.sqlite")
     start = now - timedelta(minutes=5)

@@ -8,8 +8,6 @@ bus, which proves the service's own checks hold without the policy file.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import pwd
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
@@ -23,7 +21,7 @@ from dbus_fast import introspection as intr
 from dbus_fast.aio import MessageBus
 from support.runtime import agent_on
 from support.scenario import iso, policy
-from support.sessionbus import CHILD_UID, until
+from support.sessionbus import CHILD_UID, calls_as, until
 
 from agent.api.agent_controller import AgentController
 from agent.api.service import AgentService
@@ -35,7 +33,6 @@ from agent.store.events import EventKind
 from agent.store.state import StateStore
 
 ROOT = Path(__file__).parents[3]
-CLIENT = ROOT / "tests" / "support" / "dbus_client.py"
 XML = ROOT / "config" / "dbus" / "org.minormode.Agent1.xml"
 STRANGER_UID = pwd.getpwnam("games").pw_uid  # another account on the tablet; the bus
 # daemon needs a passwd entry for a connecting uid
@@ -54,13 +51,7 @@ class Rig:
     tmp: Path
 
     async def as_user(self, uid: int, *calls: dict[str, Any]) -> list[dict[str, Any]]:
-        proc = await asyncio.create_subprocess_exec(
-            "/usr/bin/python3", str(CLIENT), self.bus.address, json.dumps(list(calls)),
-            user=uid, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await proc.communicate()
-        assert proc.returncode == 0, err.decode()
-        results: list[dict[str, Any]] = json.loads(out)
-        return results
+        return await calls_as(uid, self.bus.address, list(calls))
 
     async def root_call(self, member: str, signature: str = "", body: list[Any] | None = None,
                         interface: str = "org.minormode.Agent1") -> Message:
@@ -113,7 +104,8 @@ def _shape(node: intr.Node) -> dict[str, Any]:
     iface = next(i for i in node.interfaces if i.name == "org.minormode.Agent1")
     return {
         "methods": sorted((m.name, tuple((a.name, a.signature, a.direction.value) for a in m.in_args),
-                           tuple((a.name, a.signature) for a in m.out_args)) for m in iface.methods),
+                           tuple((a.name, a.signature) for a in m.out_args),
+                           tuple(sorted(m.annotations.items()))) for m in iface.methods),
         "signals": sorted((s.name, tuple((a.name, a.signature) for a in s.args)) for s in iface.signals),
         "properties": sorted((p.name, p.signature, p.access.value) for p in iface.properties),
     }
@@ -331,8 +323,8 @@ async def test_five_wrong_codes_start_the_back_off(rig: Rig) -> None:
                                 call("EnterGuardianCode", "s", right))
     messages = [r["body"] for r in results]
     assert messages[:4] == [[False, "That guardian code is not right."]] * 4
-    assert messages[4] == [False, "Too many wrong codes. Try again in 30 seconds."]
-    assert messages[5] == [False, "Too many wrong codes. Try again in 30 seconds."]
+    assert messages[4] == [False, "Too many wrong codes. Try again in 1 minute."]
+    assert messages[5] == [False, "Too many wrong codes. Try again in 1 minute."]
     assert rig.agent.decision is not None and rig.agent.decision.locked
     rig.minutes(0.55)  # the wait is over: a fresh code works
     fresh = guardian_code.code_at(SECRET, rig.agent.now())
@@ -386,3 +378,27 @@ async def test_calls_without_an_interface_name_are_checked_too(rig: Rig) -> None
     granted = await rig.root.call(bare("GrantMinutes", "us", [5, "bare"]))
     assert granted is not None and granted.message_type is MessageType.METHOD_RETURN
     assert rig.agent.decision is not None and rig.agent.decision.budget_seconds == 15 * 60
+
+
+async def test_a_flood_of_reports_is_capped_and_counted_not_written_per_call(rig: Rig) -> None:
+    """Report had no cap (RequestMoreTime has 20 pending): each call was a journal record
+    and a sealed message for the guardian. Now both pass the daemon's flood gates: a
+    burst passes, the rest get LimitsExceeded, and the refusals become one counted event."""
+    from agent.store.floodsink import FloodSink
+
+    sink = FloodSink(rig.agent.store, rig.agent.clock.latest)
+    rig.controller.admit = sink.admit
+    flood = [call("Report", "ss", "help", f"attempt {i}") for i in range(200)]
+    flood += [call("RequestMoreTime", "us", 5, f"please {i}") for i in range(50)]
+    results = await rig.as_user(CHILD_UID, *flood)
+    reports, requests = results[:200], results[200:]
+    assert sum(r["ok"] for r in reports) == 5 and sum(r["ok"] for r in requests) == 5
+    refused = [r for r in results if not r["ok"]]
+    assert {r["error"] for r in refused} == {"org.freedesktop.DBus.Error.LimitsExceeded"}
+    assert len(rig.events(EventKind.REPORT)) == 5 and len(rig.controller.pending) == 5
+    assert sink.flush() == 2
+    aggregated = [e.data for e in rig.events(EventKind.REPORT) if "suppressed" in e.data]
+    assert aggregated == [{"kind": "help", "reason": "flood", "suppressed": 195}]
+    asked = [e.data for e in rig.events(EventKind.TIME_REQUESTED) if "suppressed" in e.data]
+    assert asked == [{"kind": "time_requested", "reason": "flood", "suppressed": 45}]
+    assert sink.flush() == 0  # counted once

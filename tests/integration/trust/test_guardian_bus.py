@@ -8,7 +8,6 @@ Run behind the shipped bus policy and on a permissive bus (the service's own che
 
 from __future__ import annotations
 
-import asyncio
 import json
 import pwd
 import xml.etree.ElementTree as ET
@@ -21,20 +20,17 @@ import pytest
 from dbus_fast import Message, MessageType
 from dbus_fast import introspection as intr
 from dbus_fast.aio import MessageBus
-from support.sessionbus import CHILD_UID
-from support.trust_device import Device, policy_json
+from support.sessionbus import CHILD_UID, calls_as
+from support.trust_device import Device, policy_json, served
 
-from agent.api.guardian_service import guardian_object
 from agent.api.service import AgentService
 from agent.dev import devbus
-from agent.trust.control import TrustControl
 from protocol.guardian import ReferenceGuardian
 from protocol.keys import Identity
 from protocol.messages import GrantTime
 from protocol.pairing import Offer, Reveal
 
 ROOT = Path(__file__).parents[3]
-CLIENT = ROOT / "tests" / "support" / "dbus_client.py"
 XML = ROOT / "config" / "dbus" / "org.minormode.Guardian1.xml"
 STRANGER_UID = pwd.getpwnam("games").pw_uid
 PATH, IFACE = "/org/minormode/Guardian1", "org.minormode.Guardian1"
@@ -55,14 +51,7 @@ class Rig:
         return reply
 
     async def as_user(self, uid: int, *calls: dict[str, Any]) -> list[dict[str, Any]]:
-        proc = await asyncio.create_subprocess_exec(
-            "/usr/bin/python3", str(CLIENT), self.bus.address,
-            json.dumps([dict(c, path=PATH, interface=IFACE) for c in calls]),
-            user=uid, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await proc.communicate()
-        assert proc.returncode == 0, err.decode()
-        results: list[dict[str, Any]] = json.loads(out)
-        return results
+        return await calls_as(uid, self.bus.address, [dict(c, path=PATH, interface=IFACE) for c in calls])
 
     async def pair(self, guardian: ReferenceGuardian, policy: dict[str, Any] | None = None) -> Message:
         offer = await self.call("PairingOffer", "s", [""])
@@ -76,17 +65,10 @@ class Rig:
 @pytest.fixture(params=["shipped-policy", "permissive-bus"])
 async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Rig]:
     bus = devbus.start_bus(permissive=request.param == "permissive-bus")
-    device = Device.make(tmp_path / "state")
-    service = AgentService(device.controller, CHILD_UID, bus_address=bus.address)
-    service.export(guardian_object(TrustControl(device.trust)))
-    await service.start()
-    root = await MessageBus(bus_address=bus.address).connect()
     try:
-        yield Rig(bus, device, service, root)
+        async with served(tmp_path / "state", bus.address) as (device, service, root):
+            yield Rig(bus, device, service, root)
     finally:
-        root.disconnect()
-        await service.stop()
-        device.close()
         bus.stop()
 
 
@@ -94,7 +76,8 @@ def _shape(node: intr.Node) -> dict[str, Any]:
     iface = next(i for i in node.interfaces if i.name == IFACE)
     return {
         "methods": sorted((m.name, tuple((a.name, a.signature) for a in m.in_args),
-                           tuple((a.name, a.signature) for a in m.out_args)) for m in iface.methods),
+                           tuple((a.name, a.signature) for a in m.out_args),
+                           tuple(sorted(m.annotations.items()))) for m in iface.methods),
         "signals": sorted((s.name, tuple((a.name, a.signature) for a in s.args)) for s in iface.signals),
         "properties": sorted((p.name, p.signature, p.access.value) for p in iface.properties),
     }
@@ -103,7 +86,7 @@ def _shape(node: intr.Node) -> dict[str, Any]:
 async def test_live_introspection_matches_the_documented_xml(rig: Rig) -> None:
     reply = await rig.call("Introspect", interface="org.freedesktop.DBus.Introspectable")
     assert _shape(intr.Node.parse(reply.body[0])) == _shape(intr.Node.parse(XML.read_text()))
-    assert len(_shape(intr.Node.parse(XML.read_text()))["methods"]) == 7
+    assert len(_shape(intr.Node.parse(XML.read_text()))["methods"]) == 9
     ET.fromstring(XML.read_text())
 
 

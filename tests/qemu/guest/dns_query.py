@@ -1,5 +1,6 @@
-"""Ask a DNS server for NAME's A record over UDP; print the answer's RCODE (3 = NXDOMAIN),
-or "timeout". Raw bytes, so the guest check depends on nothing but the standard library.
+"""Ask a DNS server for NAME's A record over UDP; print the answer's RCODE (3 = NXDOMAIN,
+2 = SERVFAIL), its first address when it has one ("0 198.51.100.53"), or "timeout". Raw
+bytes, so the guest check depends on nothing but the standard library.
 Usage: python dns_query.py SERVER PORT NAME"""
 
 from __future__ import annotations
@@ -23,8 +24,13 @@ def main() -> None:
         except TimeoutError:
             print("timeout")
             return
-    got_id, flags = struct.unpack("!HH", reply[:4])
-    print(flags & 0xF if got_id == ident else "bad-id")
+    got_id, flags, _qd, answers = struct.unpack("!HHHH", reply[:8])
+    if got_id != ident:
+        print("bad-id")
+    elif flags & 0xF == 0 and answers and len(reply) >= 4:
+        print(f"0 {socket.inet_ntoa(reply[-4:])}")  # the fake resolver's one A record, last
+    else:
+        print(flags & 0xF)
 
 
 if __name__ == "__main__":

@@ -16,9 +16,23 @@ from agent.cli.main import main
 from agent.core.policy import SpendingCaps
 from agent.store.events import Event, EventKind
 from agent.store.layout import StoreLayout
+from agent.store.state import StateStore
 
 ROOT = Path(__file__).parents[3]
 EXAMPLE = str(ROOT / "config" / "policies" / "8-12.toml")
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def in_force(state: Path, timezone: str) -> None:
+    """A policy in force in the state store, as the daemon leaves it: its timezone is the
+    family's clock the text shows times in."""
+    store = StateStore(state / "state.sqlite")
+    store.save_policy(1, "test", {"timezone": timezone}, datetime.now(UTC))
+    store.close()
+
+
+def shanghai(iso: str) -> str:
+    return f"{datetime.fromisoformat(iso).astimezone(SHANGHAI):%Y-%m-%d %H:%M}"
 
 
 def both(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[str, Any]:
@@ -45,7 +59,7 @@ def test_explain_locked_and_unlocked(capsys: pytest.CaptureFixture[str]) -> None
     assert data["unlock_at"] is not None
     text, data = both(capsys, "explain", EXAMPLE, "--at", "2026-11-23T17:00", "--used", "20",
                       "--settings")
-    assert "unlocked; 40 min 0 s until the lock" in text
+    assert "unlocked; 40 min until the lock" in text
     assert (data["locked"], data["remaining_seconds"], data["used_seconds"]) == (False, 2400, 1200)
     assert f"used today: 20 min of {data['budget_seconds'] // 60} min" in text
     change = data["next_change"]
@@ -76,6 +90,7 @@ def state(tmp_path: Path) -> Path:
     with StoreLayout(d).open_journal(clock=lambda: datetime.now(UTC)) as j:
         j.append([Event(EventKind.AGENT_START, datetime.now(UTC), {}),
                   Event(EventKind.DNS_BLOCKED, datetime.now(UTC), {"domain": "x.test"})])
+    in_force(d, "Asia/Shanghai")
     return d
 
 
@@ -110,7 +125,9 @@ def test_data_list(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert data["records"] == 2 and data["kinds"] == {"agent_start": 1, "dns_blocked": 1}
     assert f"purchases: {data['purchases']}" in text
     seg = data["segments"][0]
-    assert (f"segment {seg['uid']}  {seg['opened_at']} .. {seg['closed_at']}  2 records  "
+    assert seg["opened_at"].endswith("+00:00")  # JSON: UTC; the text: the family's clock
+    closed = shanghai(seg["closed_at"]) if seg["closed_at"] else "open"
+    assert (f"segment {seg['uid']}  {shanghai(seg['opened_at'])} .. {closed}  2 records  "
             "sealed to: device-local") in text
     assert seg["sealed_to"] == ["device-local"]
     _, sealed = both(capsys, "data", "list", "--state", str(state))
@@ -119,6 +136,7 @@ def test_data_list(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="purchases is root-only")
 def test_purchases_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    in_force(tmp_path, "Asia/Shanghai")
     ledger = StoreLayout(tmp_path).open_ledger()
     p = ledger.authorize(caps=SpendingCaps("CNY", 5000, 5000, 5000, ask_above=0),
                          tz=ZoneInfo("Asia/Shanghai"), app_id="org.shop", amount=100, currency="CNY",
@@ -127,8 +145,8 @@ def test_purchases_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     [row] = data
     assert (row["request_id"], row["status"], row["amount"], row["currency"], row["app_id"],
             row["item"]) == (p.request_id, "pending", 100, "CNY", "org.shop", "gems")
-    assert text.split() == [row["request_id"], row["status"], "100", "CNY", "org.shop", "'gems'",
-                            row["created_at"], *row["reason"].split()]
+    assert text.split() == [row["request_id"], row["status"], "¥1.00", "org.shop", '"gems"',
+                            *shanghai(row["created_at"]).split(), *row["reason"].split()]
 
 
 def test_lists_info(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

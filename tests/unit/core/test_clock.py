@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from agent.core.clock import ClockEventKind, ClockReading, advance, resync
+import pytest
+
+from agent.core.clock import ClockEventKind, ClockReading, advance, ntp_resync
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 S = 10**9
@@ -64,10 +66,49 @@ def test_boottime_backwards_is_flagged_and_ignored() -> None:
     assert events[0].kind is ClockEventKind.BOOTTIME_BACKWARDS
 
 
-def test_resync_from_a_verified_source() -> None:
+def test_ntp_moves_trusted_time_forward_within_the_allowance() -> None:
     mark, _ = advance(None, r(T0, 5))
-    verified = T0 + timedelta(hours=2)
-    mark, event = resync(mark, r(T0 + timedelta(seconds=10), 15), verified)
-    assert mark.trusted == verified and event.kind is ClockEventKind.RESYNC
-    mark, _ = advance(mark, r(T0 + timedelta(seconds=20), 25))
-    assert mark.trusted == verified + timedelta(seconds=10)
+    verified = T0 + timedelta(minutes=10)
+    new, event = ntp_resync(mark, r(T0 + timedelta(seconds=10), 15), verified, timedelta(minutes=15))
+    assert new is not None and new.trusted == verified
+    assert event is not None and event.kind is ClockEventKind.RESYNC
+    later, _ = advance(new, r(T0 + timedelta(seconds=20), 25))
+    assert later.trusted == verified + timedelta(seconds=10)
+
+
+@pytest.mark.parametrize(("step", "why"), [
+    (timedelta(minutes=16), "allowance"),  # beyond 15 minutes: a forged NTP answer
+    (timedelta(days=3), "allowance"),  # skipping to a later day's fresh budget
+    (timedelta(minutes=-10), "backwards"),  # backing out of a curfew that has begun
+])
+def test_ntp_beyond_its_bounds_is_refused_and_recorded(step: timedelta, why: str) -> None:
+    mark, _ = advance(None, r(T0, 5))
+    reading = r(T0 + timedelta(seconds=10), 15)
+    new, event = ntp_resync(mark, reading, T0 + timedelta(seconds=10) + step, timedelta(minutes=15))
+    assert new is None
+    assert event is not None and event.kind is ClockEventKind.RESYNC_REFUSED and why in event.detail
+    assert event.delta_seconds == step.total_seconds()
+
+
+def test_ntp_agreeing_within_the_tolerance_is_silent() -> None:
+    mark, _ = advance(None, r(T0, 5))
+    assert ntp_resync(mark, r(T0, 5), T0 + timedelta(seconds=1), timedelta(minutes=15)) == (None, None)
+
+
+def test_a_signed_server_time_moves_the_clock_forward_only_and_within_bounds() -> None:
+    """The dashboard's signed time (forward_resync): ahead is adopted (capped at 400 days,
+    so a lying server cannot throw the clock years ahead); behind changes nothing, so it
+    can never give the child time back."""
+    from datetime import UTC, datetime, timedelta
+
+    from agent.core.clock import MAX_SERVER_STEP, ClockReading, advance, forward_resync
+
+    t = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
+    reading = ClockReading(t, 10**9, "b", "UTC")
+    mark, _ = advance(None, reading)
+    ahead = forward_resync(mark, reading, t + timedelta(hours=3))
+    assert ahead is not None and ahead[0].trusted == t + timedelta(hours=3) and ahead[1].delta_seconds == 3 * 3600
+    assert forward_resync(mark, reading, t - timedelta(hours=3)) is None
+    assert forward_resync(mark, reading, t + timedelta(seconds=1)) is None  # within the tolerance
+    far = forward_resync(mark, reading, t + timedelta(days=5000))
+    assert far is not None and far[0].trusted == t + MAX_SERVER_STEP and "capped" in far[1].detail

@@ -39,6 +39,10 @@ def test_guardian_lock_locks_an_unrestricted_moment_until_it_expires() -> None:
     assert d.unlock_at == lock.expires_at
     assert d.apps.verdict("org.example.Paint").reason is AppBlockReason.DEVICE_LOCKED
     assert not decide(POLICY, lock.expires_at, Usage(), [lock]).locked
+    # "Lock now" keeps only the emergency set: not even calls.
+    assert d.apps.emergency_only and not d.lock_screen
+    assert d.apps.verdict("org.example.Calls", frozenset({"Telephony"})).reason is AppBlockReason.DEVICE_LOCKED
+    assert d.apps.verdict("org.example.SOS", frozenset({"Emergency"})).allowed
 
 
 def test_a_lock_wins_over_an_unlock_in_force_at_the_same_time() -> None:

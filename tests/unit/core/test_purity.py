@@ -10,7 +10,7 @@ import pytest
 CORE = Path(__file__).parents[3] / "agent" / "core"
 FORBIDDEN_MODULES = {
     "os", "sys", "time", "socket", "subprocess", "asyncio", "threading", "signal", "shutil",
-    "sqlite3", "sqlite_utils", "ctypes", "psutil", "dbus_fast", "random", "secrets", "uuid",
+    "sqlite3", "ctypes", "psutil", "dbus_fast", "random", "secrets", "uuid",
     "agent.os", "agent.store", "agent.api", "agent.filter", "agent.sync", "agent.daemon",
     "agent.runtime", "agent.session", "agent.dev", "agent.cli", "agent.helper",
 }

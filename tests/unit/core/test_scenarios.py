@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support.scenario import Scenario, policy
+from support.scenario import Scenario, iso, policy
 
 from agent.core.decision import AppBlockReason, LockReason
 from agent.core.policy import DefaultKey
@@ -62,12 +62,13 @@ def test_curfew_lock_end_follows_the_policy_timezone_not_the_device(tmp_path: Pa
 def test_dst_day_in_the_policy_timezone(tmp_path: Path) -> None:
     """Europe/Berlin springs forward on 2027-03-28: the local day has 23 hours, the budget
     still resets at local midnight and the curfew still starts at local 22:00."""
-    pol = policy(timezone="Europe/Berlin", budget={"daily_minutes": 120})
+    # (the curfew waived: time in a lock does not count, and 01:00 is in the curfew)
+    pol = policy(timezone="Europe/Berlin", budget={"daily_minutes": 120}, waive=["curfew"])
     s = Scenario(tmp_path, pol, "2027-03-28T01:00+01:00")
     s.active().at("2027-03-28T04:00+02:00")  # 01:00 CET to 04:00 CEST is 2 real hours
     d = s.expect(locked=True, reason=LockReason.BUDGET_SPENT, used_min=120)
     assert d.unlock_at is not None
-    assert d.unlock_at.isoformat() == "2027-03-29T04:00:00+00:00"  # local 06:00 CEST next day
+    assert d.unlock_at.isoformat() == "2027-03-28T22:00:00+00:00"  # local midnight CEST
     s2 = Scenario(tmp_path / "b", policy(timezone="Europe/Berlin", waive=["daily_budget"]),
                   "2027-03-28T21:00+02:00")
     s2.expect(locked=False, remaining_min=60)  # the curfew at 22:00 local summer time
@@ -91,6 +92,41 @@ def test_always_allowed_apps_after_the_budget(tmp_path: Path) -> None:
     v = apps.verdict(*GAME)
     assert not v.allowed
     assert v.reason is AppBlockReason.DEVICE_LOCKED
+
+
+EMERGENCY = ("org.example.Emergency", frozenset({"Emergency"}))
+
+
+def test_time_up_is_the_limited_mode_calls_stay_and_nothing_counts(tmp_path: Path) -> None:
+    """The Guide: calls, emergency and guardian-chosen education apps stay usable when time
+    is up. The default is the limited mode: the screen is not locked, only those apps may
+    run, and the open session uses no budget meanwhile."""
+    pol = policy(apps={"always_allowed": [HOMEWORK[0]]})
+    s = Scenario(tmp_path, pol, "2026-11-23T16:00")
+    d = s.active().at("2026-11-23T17:00").expect(locked=True, reason=LockReason.BUDGET_SPENT)
+    assert d.lock_screen is False and d.apps.emergency_only is False
+    assert d.apps.verdict(*CALLS).allowed and d.apps.verdict(*HOMEWORK).allowed
+    assert d.apps.verdict(*EMERGENCY).allowed and not d.apps.verdict(*GAME).allowed
+    s.at("2026-11-23T18:00").expect(locked=True, used_min=60)  # the open session did not count
+    s.bonus(10, "2026-11-23", "2026-11-23T19:00").expect(locked=False)
+    s.at("2026-11-23T18:05").expect(locked=False, used_min=65)  # counting again
+
+
+def test_a_curfew_keeps_only_the_emergency_set(tmp_path: Path) -> None:
+    pol = policy(apps={"always_allowed": [HOMEWORK[0]]})
+    d = Scenario(tmp_path, pol, "2026-11-23T22:30").expect(locked=True, reason=LockReason.CURFEW)
+    assert d.apps.emergency_only and not d.lock_screen
+    assert d.apps.verdict(*EMERGENCY).allowed
+    for app in (CALLS, HOMEWORK, GAME):
+        v = d.apps.verdict(*app)
+        assert not v.allowed and v.reason is AppBlockReason.DEVICE_LOCKED, app
+
+
+def test_a_full_lock_stays_a_policy_choice(tmp_path: Path) -> None:
+    pol = policy(enforcement={"time_up": "lock"})
+    s = Scenario(tmp_path, pol, "2026-11-23T16:00")
+    d = s.active().at("2026-11-23T17:00").expect(locked=True, reason=LockReason.BUDGET_SPENT)
+    assert d.lock_screen is True and d.apps.verdict(*CALLS).allowed  # behind the lock screen
 
 
 def test_time_in_always_allowed_apps_does_not_use_the_budget(tmp_path: Path) -> None:
@@ -218,15 +254,51 @@ def test_a_new_day_resets_the_budget(tmp_path: Path) -> None:
     s.at("2026-11-24T01:00").expect(locked=True, used_min=60)
 
 
-def test_ntp_correction_is_adopted_and_recorded(tmp_path: Path) -> None:
-    """A device that booted with a stale clock (no RTC) follows NTP once timesyncd vouches."""
+def test_a_small_ntp_correction_is_adopted_and_recorded(tmp_path: Path) -> None:
+    """A clock a few minutes slow follows NTP forward (within the 15-minute allowance)."""
+    s = Scenario(tmp_path, policy(), "2026-11-23T16:00")
+    s.active().at("2026-11-23T16:30")
+    s.ntp_sync("2026-11-23T16:40").expect(locked=False, used_min=30)
+    s.at("2026-11-23T16:50").expect(used_min=40)
+    assert [e.data["what"] for e in s.agent.store.events(EventKind.CLOCK_JUMP)] == ["wall_jump", "resync"]
+
+
+def test_ntp_cannot_skip_to_a_fresh_budget_only_the_dashboards_signed_time_can(tmp_path: Path) -> None:
+    """NTP is unauthenticated (the child may run the network): a three-day jump is refused
+    and journalled; the same correction from the dashboard's signed time is adopted."""
     s = Scenario(tmp_path, policy(), "2026-11-20T16:00")  # the stale clock says Friday
     s.active().at("2026-11-20T17:00").expect(locked=True, reason=LockReason.BUDGET_SPENT)
-    s.ntp_sync("2026-11-23T16:00").expect(locked=False, used_min=0)  # really Monday
-    assert [e.data["what"] for e in s.agent.store.events(EventKind.CLOCK_JUMP)] == ["wall_jump", "resync"]
+    s.ntp_sync("2026-11-23T16:00").expect(locked=True, used_min=60)  # forged (or really Monday)
+    kinds = [e.data["what"] for e in s.agent.store.events(EventKind.CLOCK_JUMP)]
+    assert kinds == ["wall_jump", "resync_refused"]
+    s.agent.clock.adopt_signed_time(iso("2026-11-23T16:00", s.tz), "the dashboard's signed time")
+    s.agent.tick()
+    s.expect(locked=False, used_min=0)
+    assert [e.data["what"] for e in s.agent.store.events(EventKind.CLOCK_JUMP)][-1] == "resync"
+
+
+def test_ntp_allowance_is_spent_across_syncs(tmp_path: Path) -> None:
+    """Many small NTP steps add up to no more than the allowance."""
+    s = Scenario(tmp_path, policy(waive=["curfew"]), "2026-11-23T16:00")
+    for minutes in (10, 20):  # two 10-minute steps: the first fits, the second does not
+        s.ntp_sync(f"2026-11-23T16:{minutes:02d}")
+    kinds = [e.data["what"] for e in s.agent.store.events(EventKind.CLOCK_JUMP)]
+    assert kinds.count("resync") == 1 and kinds.count("resync_refused") == 1
 
 
 def test_a_wall_change_without_ntp_is_not_adopted(tmp_path: Path) -> None:
     s = Scenario(tmp_path, policy(), "2026-11-20T16:00")
     s.active().at("2026-11-20T17:00")
     s.set_wall("2026-11-23T16:00").expect(locked=True, used_min=60)
+
+
+def test_retention_purges_usage_while_the_agent_keeps_running(tmp_path: Path) -> None:
+    """The purge runs every hour of trusted time, not only at start: after the retention
+    period, a day's usage is gone from the store without a restart."""
+    s = Scenario(tmp_path, policy(retention_days=1, waive=["curfew"]), "2026-11-23T10:00")
+    s.active().at("2026-11-23T10:30").idle()
+    assert s.agent.store.interval_count() > 0
+    s.at("2026-11-24T10:20")  # 24 h after the last use: within the period, and no purge yet
+    assert s.agent.store.usage_since(iso("2026-11-23T00:00", s.tz)).active
+    s.at("2026-11-24T11:40")  # one hourly purge later, the day is older than the period
+    assert not s.agent.store.usage_since(iso("2026-11-23T00:00", s.tz)).active

@@ -72,7 +72,9 @@ def make_filter(
     made: list[DnsFilter] = []
 
     def make(upstreams: tuple[tuple[str, int], ...] | None = None, **kw: Any) -> DnsFilter:
-        settings_kw = {k: kw.pop(k) for k in ("timeout", "block_addresses", "max_pending") if k in kw}
+        settings_kw = {k: kw.pop(k) for k in ("timeout", "block_addresses", "max_pending",
+                                              "event_batch", "event_interval", "event_names")
+                       if k in kw}
         settings = FilterSettings(
             listen=(("127.0.0.1", 0),),
             upstreams=upstreams or (upstream.addr,),

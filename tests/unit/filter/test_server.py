@@ -48,18 +48,16 @@ def test_blocked_gets_nxdomain_without_asking_upstream(
     make_filter: Callable[..., DnsFilter], upstream: FakeUpstream
 ) -> None:
     sink = MemoryEventSink()
-    flt = make_filter(events=sink)
+    flt = make_filter(events=sink, event_batch=3600)  # nothing is written before stop()
     for _ in range(3):
         reply = ask(flt.bound[0], dw.build_query("www.Porn.example", ident=0x4242))
         assert reply[:2] == b"\x42\x42" and reply[3] & 0xF == dw.NXDOMAIN
     assert upstream.count == 0
-    deadline = time.monotonic() + 5
-    while flt.stats.events < 1 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.3)  # three flush periods: repeated blocks must not add events
+    assert sink.events == []  # the loop never writes an event itself
+    flt.stop()  # the batcher writes what was counted, in one batch
     events = [e for e in sink.events if e.kind is EventKind.DNS_BLOCKED]
-    assert len(events) == 1  # rate-limited per domain
-    assert events[0].data == {"domain": "www.porn.example", "reason": "adult"}
+    assert [e.data for e in events] == [{"domain": "www.porn.example", "reason": "adult", "count": 3}]
+    assert sink.batches == 1 and flt.stats.events == 1
 
 
 def test_fast_path_nxdomain_is_the_reference_answer(
@@ -178,13 +176,18 @@ def test_set_profile_swaps_decisions_and_cache(
     assert ask(addr, dw.build_query("www.school.test"))[3] & 0xF == dw.NOERROR
 
 
-def test_allowlist_only_learns_addresses_before_answering(
-    make_filter: Callable[..., DnsFilter]
+@pytest.mark.parametrize("allowlist_only", [True, False])
+def test_every_mode_learns_addresses_before_answering(
+    make_filter: Callable[..., DnsFilter], allowlist_only: bool
 ) -> None:
+    """The child's egress is closed in every mode: the addresses of allowed answers to
+    address questions are learned, blocked names' never, other types' never."""
     learner = Learner()
-    flt = make_filter(allowlist_only=True, allow=("school.test",), learner=learner)
+    flt = make_filter(allowlist_only=allowlist_only, allow=("school.test",), learner=learner)
     ask(flt.bound[0], dw.build_query("www.school.test"))
     ask(flt.bound[0], dw.build_query("www.school.test", dw.TYPE_AAAA))
+    ask(flt.bound[0], dw.build_query("www.porn.example"))
+    ask(flt.bound[0], dw.build_query("www.school.test", dw.TYPE_HTTPS))
     assert learner.seen == [(bytes([10, 20, 30, 40]), 300), (socket.inet_pton(
         socket.AF_INET6, "fd00::40"), 300)]
 
@@ -203,14 +206,21 @@ def test_tcp_blocks_are_events_too_and_rate_limited(
     make_filter: Callable[..., DnsFilter]
 ) -> None:
     sink = MemoryEventSink()
-    flt = make_filter(events=sink)
-    for _ in range(3):
-        assert ask_tcp(flt.bound[0], dw.build_query("casino.test"))[3] & 0xF == dw.NXDOMAIN
+    flt = make_filter(events=sink, event_batch=0.05)
+    assert ask_tcp(flt.bound[0], dw.build_query("casino.test"))[3] & 0xF == dw.NXDOMAIN
     deadline = time.monotonic() + 5
     while flt.stats.events < 1 and time.monotonic() < deadline:
         time.sleep(0.02)
-    time.sleep(0.3)
-    assert [e.data for e in sink.events] == [{"domain": "casino.test", "reason": "gambling"}]
+    assert [e.data for e in sink.events] == [{"domain": "casino.test", "reason": "gambling", "count": 1}]
+    for _ in range(2):  # within the name's minute: held, and written as one event at stop
+        assert ask_tcp(flt.bound[0], dw.build_query("casino.test"))[3] & 0xF == dw.NXDOMAIN
+    batches = sink.batches
+    deadline = time.monotonic() + 0.5
+    while sink.batches == batches and time.monotonic() < deadline:  # ten batch periods
+        time.sleep(0.02)
+    assert len(sink.events) == 1, "a name's lookups within its minute are held, not written"
+    flt.stop()
+    assert [e.data["count"] for e in sink.events] == [1, 2]
 
 
 def test_garbage_never_stops_the_loop(

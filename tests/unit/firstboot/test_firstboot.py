@@ -8,6 +8,7 @@ import json
 import stat
 import subprocess
 import sys
+import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -130,3 +131,19 @@ def test_module_entry_point_exit_codes(tmp_path: Path) -> None:
                           str(tmp_path / "t")], capture_output=True, text=True, cwd=REPO, check=False)
     assert bad.returncode == 2 and "locale" in bad.stderr
     assert not (tmp_path / "t").exists()
+
+
+def test_an_offline_only_device_says_so_at_first_boot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _factory(tmp_path, GOOD.replace('dashboard_url = "https://dash.example.org/pair"\n', ""))
+    settings = load_factory_settings(path)
+    assert settings.dashboard_url is None and "dashboard_url" not in settings.as_dict()
+    assert firstboot.main(["--factory", str(path), "--state", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    assert "offline only (no dashboard_url in the factory settings); pairing code" in out
+
+
+def test_optional_factory_keys_round_trip(tmp_path: Path) -> None:
+    text = GOOD + 'dashboard_ca = "ca.pem"\ndns_upstreams = ["223.5.5.5:53"]\n'
+    settings = load_factory_settings(_factory(tmp_path, text))
+    assert settings.dashboard_ca == "ca.pem" and settings.dns_upstreams == ("223.5.5.5:53",)
+    assert settings.as_dict() == tomllib.loads(text)

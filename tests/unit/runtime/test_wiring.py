@@ -3,6 +3,7 @@ behave (the daemon's command line and its --config file)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -45,7 +46,13 @@ def test_defaults_are_the_devices() -> None:
 
 
 def test_the_image_command_line(tmp_path: Path) -> None:
-    """systemd/minormode-agent.service with image-build/agent.env's options."""
+    """systemd/minormode-agent.service's ExecStart= is --config and nothing else: every device
+    setting comes from agent.conf and its drop-ins (tests/unit/imagebuild reads the image's)."""
+    unit = (ROOT / "systemd/minormode-agent.service").read_text()
+    exec_start = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
+    assert exec_start == ["ExecStart=/opt/minormode/venv/bin/python -m agent.daemon "
+                          "--config /etc/minormode/agent.conf"]
+    assert "EnvironmentFile=" not in unit
     base = tmp_path / "helper"
     base.write_text("")
     config = parse_config(["--policy", "/etc/minormode/policy.toml", "--state", str(tmp_path),
@@ -55,6 +62,18 @@ def test_the_image_command_line(tmp_path: Path) -> None:
     assert config.child_uids_given == (1000,) and config.exec_gate_marks == ("/",)
     assert config.exec_gate_bases == (base.resolve(), tmp_path.resolve())
     assert config.dns_upstreams == (("192.168.1.1", 53), ("::1", 5353))
+
+
+def test_check_settings_prints_what_the_agent_would_run_with(tmp_path: Path) -> None:
+    settings = tmp_path / "agent.conf"
+    settings.write_text('child_uid = [1001]\ndns_upstream = ["10.0.0.1:53"]\n')
+    proc = subprocess.run([sys.executable, "-m", "agent.daemon", "--config", str(settings),
+                           "--state", str(tmp_path / "state"), "--check-settings"],
+                          capture_output=True, text=True, cwd=ROOT, check=False, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    shown = json.loads(proc.stdout)
+    assert shown["child_uids_given"] == [1001] and shown["dns_upstreams"] == [["10.0.0.1", 53]]
+    assert shown["state"] == str(tmp_path / "state") and not (tmp_path / "state").exists()
 
 
 def test_settings_file_and_the_command_line_wins(tmp_path: Path) -> None:
@@ -71,28 +90,37 @@ def test_settings_file_and_the_command_line_wins(tmp_path: Path) -> None:
     assert config.state == tmp_path
 
 
-@pytest.mark.parametrize(("text", "named"), [
-    ("speed = -1\n", "--speed -1.0"),
-    ("child_uid = [0]\n", "the child is never root"),
-    ('dns_upstream = ["nowhere"]\n', "dns_upstream: 'nowhere': expected IP:PORT"),
-    ('exec_gate_base = ["relative/path"]\n', "exec_gate_base"),
-    ("bogus = 1\n", "bogus: unknown setting"),
-    ('child_uid = "1000"\n', "child_uid: expected a list"),
-    ("speed = = 3\n", "not valid TOML"),
-    ('start = "tomorrow"\n', "--start 'tomorrow'"),
-])
-def test_a_bad_settings_file_exits_2_naming_file_and_key(tmp_path: Path, text: str, named: str,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    settings = tmp_path / "agent.toml"
-    settings.write_text(text)
-    with pytest.raises(SystemExit) as exit_:
-        parse_config(["--config", str(settings)])
-    assert exit_.value.code == 2
-    err = capsys.readouterr().err
-    assert str(settings) in err and named in err
-
-
 def test_a_missing_settings_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         parse_config(["--config", str(tmp_path / "nope.toml")])
-    assert exit_.value.code == 2 and "cannot read settings" in capsys.readouterr().err
+    assert exit_.value.code == 2 and "nope.toml: (top level): cannot read: No such file" in capsys.readouterr().err
+
+
+def test_the_release_image_follows_the_networks_resolvers(tmp_path: Path) -> None:
+    """image-build's release settings: no fixed resolver, the file resolved writes."""
+    settings = tmp_path / "agent.toml"
+    settings.write_text('dns_upstreams_from = "/run/systemd/resolve/resolv.conf"\n')
+    for config in (parse_config(["--dns-upstreams-from", "/run/systemd/resolve/resolv.conf"]),
+                   parse_config(["--config", str(settings)])):
+        assert config.dns_upstreams_from == Path("/run/systemd/resolve/resolv.conf")
+        assert config.dns_upstreams == () and config.dns_filter_on
+    assert not parse_config([]).dns_filter_on
+
+
+@pytest.mark.parametrize(("argv", "named"), [
+    (["--dns-upstream", "127.0.0.1:53"], "--dns-upstream 127.0.0.1:53: the DNS filter's own address"),
+    (["--dns-upstream", "0.0.0.0:53"], "--dns-upstream 0.0.0.0:53: the DNS filter's own address"),
+    (["--dns-listen", "127.0.0.1:5300", "--dns-upstream", "127.0.0.1:5300"], "own address"),
+    (["--dns-upstream", "10.0.0.1:53", "--dns-upstreams-from", "/run/x"], "not both"),
+    (["--dns-upstream", "dns.example:53"], "'dns.example' is not an IP address"),
+])
+def test_dns_settings_that_would_loop_or_clash_exit_2(argv: list[str], named: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        parse_config(argv)
+    assert exit_.value.code == 2 and named in capsys.readouterr().err
+
+
+def test_a_resolver_beside_the_filter_is_not_a_loop() -> None:
+    config = parse_config(["--dns-listen", "127.0.0.1:5300", "--dns-upstream", "127.0.0.1:53"])
+    assert config.dns_upstreams == (("127.0.0.1", 53),)

@@ -32,7 +32,7 @@ def test_tally_counts_what_the_charts_show_by_the_guardians_local_day() -> None:
     assert tally(Event(EventKind.APP_BLOCKED, _at(9), {"app_id": "org.game"}), TZ) == \
         Count(DAY, "blocked_app", "org.game")
     assert tally(Event(EventKind.BAD_SIGNATURE, _at(9), {}), TZ) == Count(DAY, "tamper", "bad_signature")
-    assert tally(Event(EventKind.AGENT_START, _at(9), {}), TZ) == Count(DAY, "tamper", "agent_restart")
+    assert tally(Event(EventKind.AGENT_START, _at(9), {}), TZ) == Count(DAY, "tamper", "agent_start")
     assert tally(Event(EventKind.POLICY_LOADED, _at(9), {}), TZ) is None
 
 

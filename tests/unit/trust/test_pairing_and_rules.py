@@ -247,6 +247,22 @@ def test_the_guardian_code_comes_from_the_signed_secret_and_rotates(
     assert device.controller.enter_guardian_code(code_at(new, device.agent.now())).granted
 
 
+def test_the_same_secret_sent_again_does_not_reopen_a_used_code(
+        device: Device, guardian: ReferenceGuardian) -> None:
+    """The web app sends the code secret again when it admits a second guardian (sealed to
+    everyone): the device must not forget that the code it just took was used."""
+    device.pair(guardian, policy=policy_json(1, budget={"daily_minutes": 1}))
+    device.agent.set_counting(True)
+    device.clock.advance(240)
+    assert device.agent.tick().locked
+    secret = guardian.code_secrets[device.trust.device.id]
+    code = code_at(secret, device.agent.now())
+    assert device.controller.enter_guardian_code(code).granted
+    again = guardian.decide(device.trust.device.id, SetGuardianCode(secret, 30), device.now)
+    assert _send(device, again)[0] is AckResult.APPLIED
+    assert not device.controller.enter_guardian_code(code).granted  # used once: still used
+
+
 def test_delete_and_unpair_remove_the_data_and_return_to_the_factory_default(
         tmp_path: Path, guardian: ReferenceGuardian) -> None:
     factory = tmp_path / "policy.toml"

@@ -1,0 +1,1 @@
+"""The HTTP layer: FastAPI routers, request and response models, dependencies."""

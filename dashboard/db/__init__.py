@@ -1,0 +1,1 @@
+"""The dashboard's storage: one SQLAlchemy Core schema, SQLite (WAL) or PostgreSQL."""

@@ -1,0 +1,1 @@
+"""Authentication pieces: password hashing, back-off and rate limits, tokens."""

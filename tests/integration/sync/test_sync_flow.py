@@ -1,0 +1,296 @@
+"""The loop closed, device side: pairing through the rendezvous, a signed policy enforced,
+a request that reaches the guardian sealed, a grant that unlocks, ask-to-buy answered,
+logs that arrive exactly once, summaries the guardian can open, and unpairing that leaves
+nothing behind — the device's real sync client against the real dashboard."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.dashboard_clients import GuardianClient
+from support.dashboard_server import ThreadServer
+from support.sync_device import SyncedDevice, pair, until
+from support.trust_device import policy_json
+
+from agent.core.decision import LockReason
+from agent.store.events import Event, EventKind
+from protocol.journal import (
+    MAX_UPLOAD_SEGMENTS,
+    WireRecord,  # noqa: F401  (the wire types the server checks)
+)
+from protocol.messages import ChildRequest, DecisionKind, DeleteData, GrantTime, Summary
+from protocol.sealing import request_ctx, summary_ctx
+
+NOTE = "homework needs twenty more minutes, zebra-quartz"  # a string to look for later
+OPEN = ["windows", "curfew", "school", "rest", "games"]
+
+
+def tight(version: int, minutes: int, **extra: Any) -> dict[str, Any]:
+    return policy_json(version, waive=OPEN, budget={"daily_minutes": minutes}, **extra)
+
+
+@pytest.fixture
+async def synced(tmp_path: Path, server: ThreadServer) -> AsyncIterator[SyncedDevice]:
+    d = await SyncedDevice.start(tmp_path / "device", server.url)
+    yield d
+    if not d.task.done():
+        await d.stop()
+
+
+async def _requests(guardian: GuardianClient, family: str, device: str) -> list[dict[str, Any]]:
+    return await asyncio.to_thread(guardian.ok, "GET", f"/api/v1/families/{family}/devices/{device}/requests",
+                                   params={"status": "open"})
+
+
+async def test_pair_enforce_request_grant_and_report(synced: SyncedDevice,
+                                                    make_guardian: Callable[..., GuardianClient]) -> None:
+    guardian = make_guardian()
+    family = await pair(synced, guardian, policy=tight(1, 2))
+    device = synced.device
+    assert device.agent.policy.version == 1 and device.agent.tick().budget_seconds == 2 * 60
+    # The child uses the whole budget (in less of the day than the device keeps clear of midnight): locked.
+    device.agent.set_counting(True)
+    device.clock.advance(3 * 60)
+    d = device.agent.tick()
+    assert d.locked and d.reason is LockReason.BUDGET_SPENT
+    # The child asks for more time: it reaches the guardian, sealed, at once.
+    rid = device.controller.request_more_time(20, NOTE)
+    deadline = time.monotonic() + 10
+    while not (items := await _requests(guardian, family, synced.id)):
+        assert time.monotonic() < deadline, "the request never reached the guardian"
+        await asyncio.sleep(0.05)
+    [item] = items
+    assert item["kind"] == "more_time"
+    _body, request = guardian.ref.open_from_device(item["sealed"], request_ctx(family, synced.id, item["id"]),
+                                                  synced.id)
+    assert isinstance(request, ChildRequest) and request.request_id == rid and request.note == NOTE
+    # The guardian answers from the phone: the device unlocks within the push latency.
+    mid, sealed = guardian.ref.decide(synced.id, GrantTime(20, rid), int(time.time()))
+    sent = time.monotonic()
+    r = await asyncio.to_thread(guardian.send, family, synced.id, mid, sealed, "decision")
+    assert r.status_code == 201, r.text
+    waited = await until(lambda: not device.agent.tick().locked, what="unlocked by the grant")
+    print(f"guardian send -> unlocked: {waited * 1000:.0f} ms")
+    assert time.monotonic() - sent < 10
+    assert device.answered and device.answered[-1][:3] == (rid, True, 20)
+    # The guardian sees "applied", from the device's own signature.
+    deadline = time.monotonic() + 10
+    while (delivery := await asyncio.to_thread(
+            guardian.ok, "GET", f"/api/v1/families/{family}/devices/{synced.id}/messages/{mid}"))["status"] != "applied":
+        assert time.monotonic() < deadline, delivery
+        await asyncio.sleep(0.05)
+    assert guardian.ref.verify_ack(json.dumps(delivery["ack"]).encode(), synced.id).result.value == "applied"
+    # The day's summary arrives sealed; the guardian reads the minutes used.
+    synced.sync._next_summary = synced.sync._next_summary.min.replace(tzinfo=synced.sync._next_summary.tzinfo)
+    synced.sync.poke()
+    deadline = time.monotonic() + 10
+    while not (days := await asyncio.to_thread(guardian.ok, "GET",
+                                                f"/api/v1/families/{family}/devices/{synced.id}/summaries")):
+        assert time.monotonic() < deadline, "no summary"
+        await asyncio.sleep(0.05)
+    opened = [guardian.ref.open_from_device(day["sealed"], summary_ctx(family, synced.id, day["day"]), synced.id)[1]
+              for day in days]
+    assert any(isinstance(s, Summary) and s.used_seconds >= 2 * 60 and s.requests >= 1 for s in opened)
+
+
+# A tablet offline for weeks and restarted often opens a segment at every start: more
+# segments than one upload may carry. The upload splits there (it went 422 forever before).
+@pytest.mark.parametrize("segments", [1, MAX_UPLOAD_SEGMENTS + 36], ids=["one-segment", "more-than-an-upload-holds"])
+async def test_logs_arrive_exactly_once_in_order_across_an_outage(
+        tmp_path: Path, make_guardian: Callable[..., GuardianClient], db_url: str, segments: int) -> None:
+    from support.dashboard_server import ThreadServer, server_settings
+    first = ThreadServer(server_settings(db_url)).start()
+    synced = await SyncedDevice.start(tmp_path / "device", first.url)
+    guardian = make_guardian(base_url=first.url)
+    family = await pair(synced, guardian, policy=tight(1, 600))
+    await _drained(synced)
+    # The server goes away; the child keeps using the device and events pile up.
+    first.stop()
+    for i in range(300):
+        synced.device.agent.events.record(Event(EventKind.DNS_BLOCKED, synced.device.agent.now(),
+                                                {"domain": f"site{i}.example", "i": i}))
+        if (i + 1) % (300 // segments) == 0:
+            synced.device.journal.close_segment()
+    synced.device.journal.close_segment()
+    assert sum(s.closed_at is not None for s in synced.device.journal.segments()) > segments
+    head = synced.device.journal.head_seq
+    await until(lambda: not synced.sync.connected, what="the outage noticed")
+    # It comes back on the same port and the same database: everything arrives once.
+    back = _restart(first, db_url)
+    try:
+        await until(lambda: synced.sync.store.cursor().acked >= head, timeout=30, what="caught up")
+        seqs = await _server_seqs(guardian, family, synced.id)
+        assert seqs == list(range(seqs[0], head + 1)) and seqs[0] == 1  # every record, once, in order
+        events = await _open_journal(guardian, family, synced.id, seqs_wanted=len(seqs))
+        assert [e["data"]["i"] for e in events if e["kind"] == "dns_blocked"] == list(range(300))
+    finally:
+        await synced.stop()
+        back.stop()
+
+
+def _restart(old: ThreadServer, db_url: str) -> ThreadServer:
+    from support.dashboard_server import server_settings
+    again = ThreadServer.__new__(ThreadServer)
+    ThreadServer.__init__(again, server_settings(db_url))
+    again.port = old.port
+    again.server.config.port = old.port
+    return again.start()
+
+
+async def _drained(synced: SyncedDevice) -> None:
+    await until(lambda: synced.sync.connected and synced.sync.store.cursor().acked >= synced.device.journal.head_seq
+                - 2 and not synced.device.trust.store.outgoing(), timeout=20, what="everything sent")
+
+
+async def _server_seqs(guardian: GuardianClient, family: str, device: str) -> list[int]:
+    seqs: list[int] = []
+    after = 0
+    while True:
+        page = await asyncio.to_thread(guardian.ok, "GET", f"/api/v1/families/{family}/devices/{device}/journal",
+                                       params={"after": after, "limit": 1000})
+        seqs += [r["seq"] for r in page["records"]]
+        if page["next_after"] is None:
+            return seqs
+        after = page["next_after"]
+
+
+async def _open_journal(guardian: GuardianClient, family: str, device: str, seqs_wanted: int) -> list[dict[str, Any]]:
+    """Open the journal as the guardian's app does: check the chain, unwrap, decrypt."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from agent.store import seal
+    out: list[dict[str, Any]] = []
+    after = 0
+    keys: dict[str, AESGCM] = {}
+    me = guardian.ref.identity.public.seal.hex()
+    while True:
+        page = await asyncio.to_thread(guardian.ok, "GET", f"/api/v1/families/{family}/devices/{device}/journal",
+                                       params={"after": after, "limit": 1000})
+        for s in page["segments"]:
+            wrapped = next(k["wrapped"] for k in s["keys"] if k["recipient"] == me)
+            from protocol.encoding import unb64
+            keys[s["uid"]] = AESGCM(seal.unwrap_key(unb64(wrapped, "w"), guardian.ref.identity.seal_key, s["uid"]))
+        for r in page["records"]:
+            from protocol.encoding import unb64
+            raw = seal.open_record(keys[r["segment"]], r["segment"], r["seq"], unb64(r["nonce"], "n"),
+                                   unb64(r["ciphertext"], "c"))
+            out.append(json.loads(raw))
+        if page["next_after"] is None:
+            break
+        after = page["next_after"]
+    assert len(out) == seqs_wanted
+    return out
+
+
+async def test_unpairing_deletes_on_both_sides_and_returns_to_the_factory_default(
+        tmp_path: Path, server: ThreadServer, make_guardian: Callable[..., GuardianClient]) -> None:
+    factory = tmp_path / "policy.toml"
+    factory.write_text('version = 3\nage_band = "8-12"\ntimezone = "Asia/Shanghai"\n')
+    synced = await SyncedDevice.start(tmp_path / "device", server.url, factory)
+    guardian = make_guardian()
+    try:
+        family = await pair(synced, guardian, policy=tight(4, 300))
+        synced.device.controller.request_more_time(5, NOTE)
+        await _drained(synced)
+        mid, sealed = guardian.ref.decide(synced.id, DeleteData(DecisionKind.UNPAIR, "moving on"), int(time.time()))
+        assert (await asyncio.to_thread(guardian.send, family, synced.id, mid, sealed, "decision")).status_code == 201
+        await asyncio.to_thread(guardian.ok, "POST", f"/api/v1/families/{family}/devices/{synced.id}/unpair",
+                                json={"decision": mid})
+        await until(lambda: not synced.device.trust.store.paired, what="unpaired on the device")
+        assert synced.device.agent.policy.version == 3  # the factory default, not "unlimited"
+        assert synced.device.store.interval_count() == 0
+        await until(lambda: not synced.device.trust.store.outgoing(), what="the receipt and ack sent")
+    finally:
+        await synced.stop()
+    # Nothing of the child's is left on the device: the known note is in no file.
+    for path in (tmp_path / "device").rglob("*"):
+        if path.is_file():
+            assert NOTE.encode() not in path.read_bytes(), path
+    # Nor on the server (SQLite or PostgreSQL): no journal record, summary or request of it.
+    from sqlalchemy import func, select
+
+    from dashboard.db import schema
+    with server.state.db.read() as conn:
+        for table in (schema.records, schema.summaries, schema.child_requests):
+            assert conn.execute(select(func.count()).select_from(table)).scalar_one() == 0, table.name
+
+
+async def test_the_servers_signed_time_moves_the_trusted_clock_forward_only(
+        tmp_path: Path, db_url: str, make_guardian: Callable[..., GuardianClient]) -> None:
+    """A device whose clock runs behind (no NTP) gets days right from the dashboard's
+    signed time; a server whose clock is behind cannot move the device's back."""
+    from support.dashboard_fixtures import ManualClock as ServerClock
+    from support.dashboard_server import server_settings
+
+    server_clock = ServerClock(int(time.time()))
+    srv = ThreadServer(server_settings(db_url), clock=server_clock).start()
+    synced = await SyncedDevice.start(tmp_path / "device", srv.url)
+    try:
+        guardian = make_guardian(base_url=srv.url)
+        await pair(synced, guardian, policy=tight(1, 60))
+        clock = synced.device.agent.clock
+        before = clock.latest()
+        server_clock.advance(6 * 3600)  # the dashboard is six hours ahead of this device
+        synced.sync._next_time = before.min.replace(tzinfo=before.tzinfo)
+        synced.sync.poke()
+        await until(lambda: (clock.latest() - before).total_seconds() > 6 * 3600 - 60, what="the clock moved forward")
+        moved = [e for e in synced.device.events(guardian.ref, EventKind.CLOCK_JUMP) if e.data.get("source")]
+        assert moved and moved[-1].data["delta_seconds"] > 6 * 3600 - 60
+        server_clock.advance(-12 * 3600)  # now six hours behind the device: nothing moves back
+        ahead = clock.latest()
+        synced.sync._next_time = ahead.min.replace(tzinfo=ahead.tzinfo)
+        synced.sync.poke()
+        await until(lambda: synced.sync._next_time > ahead, what="another exchange")
+        assert clock.latest() >= ahead
+    finally:
+        await synced.stop()
+        srv.stop()
+
+
+async def test_without_a_push_socket_the_queue_long_poll_still_brings_answers_at_once(
+        tmp_path: Path, db_url: str, make_guardian: Callable[..., GuardianClient]) -> None:
+    """Behind a proxy that refuses WebSockets the device long-polls its queue: a grant still
+    arrives within a second, not at the next minute's exchange. (The server is told its
+    public origin is the proxy's, as a deployment behind a proxy is: device log-ins are
+    bound to the origin the device was configured with.)"""
+    from support.dashboard_server import server_settings
+    from support.relays import HttpOnlyRelay
+
+    relay = HttpOnlyRelay("")
+    server = ThreadServer(server_settings(db_url, public_origin=relay.url)).start()
+    relay.upstream = server.url
+    relay.start()
+    synced = await SyncedDevice.start(tmp_path / "device", relay.url)
+    try:
+        guardian = make_guardian(base_url=relay.url)
+        family = await pair(synced, guardian, policy=tight(1, 30))
+        await until(lambda: synced.sync.connected and relay.refused_sockets > 0, what="connected without push")
+        device = synced.device
+        budget = device.agent.tick().budget_seconds
+        await asyncio.sleep(0.5)  # the device is now inside a long-poll of its queue
+        mid, sealed = guardian.ref.decide(synced.id, GrantTime(10, None), int(time.time()))
+        assert (await asyncio.to_thread(guardian.send, family, synced.id, mid, sealed, "decision")).status_code == 201
+        waited = await until(lambda: device.agent.tick().budget_seconds == (budget or 0) + 600, timeout=5,
+                             what="the grant through the long-poll")
+        assert waited < 5
+    finally:
+        await synced.stop()
+        relay.stop()
+        server.stop()
+
+
+def test_a_device_started_just_before_midnight_starts_on_the_next_day() -> None:
+    """The tests above spend minutes of the child's day; CI runs at any hour in Shanghai."""
+    from datetime import UTC, datetime
+
+    from support.sync_device import clear_of_midnight
+    evening = datetime(2026, 12, 1, 15, 56, tzinfo=UTC)  # 23:56 in Shanghai
+    assert clear_of_midnight(evening) == datetime(2026, 12, 1, 16, 0, 1, tzinfo=UTC)
+    noon = datetime(2026, 12, 1, 4, 0, tzinfo=UTC)
+    assert clear_of_midnight(noon) == noon
