@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from agent.lockdown import boot, console, polkit, privilege, ssh, sysrq, usbguard
+from agent.lockdown import boot, console, polkit, privilege, ssh, sysrq, usbguard, usermanager
 from agent.lockdown.accounts import children_by_name, children_by_uid, configured_child_uids
 from agent.lockdown.model import CheckSpec, Context, Finding, RootView, Runtime
 
@@ -31,10 +31,17 @@ CHECKS = (
               polkit.child_refused),
     CheckSpec("polkit.order", "the child's polkit rule is asked first", polkit.child_rule_first),
     CheckSpec("polkit.child-group", "the child is in the group the rule refuses", polkit.child_in_group),
-    CheckSpec("usbguard.daemon-conf", "USBGuard configured, its policy present, no IPC for plugdev",
-              usbguard.daemon_config),
-    CheckSpec("usbguard.rules", "USBGuard's allow rules judge all of a device's interfaces",
-              usbguard.rule_operators),
+    CheckSpec("home.user-manager", "the child's user manager loads no unit from the home; no user "
+              "site-packages",
+              usermanager.home_units),
+    CheckSpec("home.environment-d", "no environment from the child's ~/.config/environment.d",
+              usermanager.environment_d),
+    CheckSpec("usbguard.daemon-conf", "USBGuard configured, its policy present, devices present at "
+              "start judged, none authorised before, no IPC for plugdev", usbguard.daemon_config),
+    CheckSpec("usbguard.rules", "USBGuard's allow rules (its rule file and rule folder) judge all of a "
+              "device's interfaces", usbguard.rule_operators),
+    CheckSpec("usbguard.restart", "USBGuard restarts spaced out and never gives up",
+              usbguard.restart_bounded),
     CheckSpec("usbguard.service", "usbguard.service and usbguard-dbus.service enabled",
               usbguard.daemon_enabled),
     CheckSpec("usbguard.polkit", "the usbguard package's polkit grant overridden", usbguard.polkit_override),

@@ -92,11 +92,29 @@ def test_lockdown(guest_run: BootResult) -> None:
 def test_usbguard_runs_in_the_guest(guest_run: BootResult) -> None:
     """USBGuard decides the tablet's USB devices: running (with its D-Bus bridge, which the
     agent drives), new devices unauthorised by default until it decides (AuthorizedDefault=
-    none), and the keyboard on the tablet's USB host let in (HID is always accepted)."""
+    none), the keyboard on the tablet's USB host let in (HID is always accepted), and its
+    restarts spaced out with no start limit, as systemd loaded the unit."""
     facts = _facts(guest_run)
     assert facts["lockdown.usbguard"] == "active,active"
+    assert facts["lockdown.usbguard_restart"] == "5s,0", "usbguard.service's restart drop-in is not in force"
     assert facts["usb.authorized_default"] == "0"
     assert facts.get("usb.keyboard_authorized") == "1"
+
+
+def test_the_childs_user_manager_reads_nothing_from_the_home(guest_run: BootResult) -> None:
+    """The child writes units (wanted by default.target) into ~/.config/systemd/user and
+    ~/.local/share/systemd/user and a variable into ~/.config/environment.d; the child's
+    user manager then starts neither unit and has no such variable, while the image's own
+    user units run and its PYTHONNOUSERSITE is in force (issue 16: the environment an
+    allowed interpreter gets is not the child's to choose)."""
+    facts = _facts(guest_run)
+    assert facts["home.manager"] == "active"
+    assert facts["home.unit_path"] == "1", "user@1000.service runs without the image's SYSTEMD_UNIT_PATH"
+    assert facts["home.ran_system"] == "yes", "the image's own user unit did not run: nothing below says anything"
+    assert facts["home.ran_home-config"] == "no", "a unit in ~/.config/systemd/user was started"
+    assert facts["home.ran_home-local"] == "no", "a unit in ~/.local/share/systemd/user was started"
+    assert facts["home.ran_envd"] == "no", "~/.config/environment.d reached the user manager's environment"
+    assert facts["home.ran_nousersite"] == "yes", "PYTHONNOUSERSITE=1 is not in the user manager's environment"
 
 
 def test_a_usb_stick_plugged_in_is_kept_out(guest_run: BootResult) -> None:

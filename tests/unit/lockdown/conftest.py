@@ -37,6 +37,9 @@ BASE_FILES = {
     "usr/share/polkit-1/rules.d/org.usbguard1.rules": (
         "polkit.addRule(function(action, subject) { if (subject.isInGroup('plugdev')) "
         "return polkit.Result.YES; });\n"),
+    # systemd's (252): the user manager's unit and the generator that reads ~/.config/environment.d
+    "usr/lib/systemd/system/user@.service": "[Service]\nUser=%i\nExecStart=/lib/systemd/systemd --user\n",
+    "usr/lib/systemd/user-environment-generators/30-systemd-environment-d-generator": "\x7fELF",
     "usr/lib/systemd/system/usbguard.service": "[Service]\nExecStart=/usr/sbin/usbguard-daemon\n",
     "usr/lib/systemd/system/usbguard-dbus.service": "[Service]\nExecStart=/usr/sbin/usbguard-dbus --system\n",
 }

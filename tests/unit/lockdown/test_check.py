@@ -72,6 +72,7 @@ def both(*steps: Breakage) -> Breakage:
 
 
 UNITS = "etc/systemd/system"
+NO_HOME_UNITS = f"{UNITS}/user@.service.d/60-minormode-no-home-units.conf"
 CHILD_RULES = "etc/polkit-1/rules.d/10-minormode-child.rules"
 USBGUARD_CONF = "etc/usbguard/usbguard-daemon.conf"
 SUDOERS_CHILD = "etc/sudoers.d/child"
@@ -141,6 +142,20 @@ CASES: list[tuple[str, Breakage, set[str]]] = [
      {"polkit.order:05-vendor.rules"}),
     ("child not in the refused group", edit("etc/group", "minormode-child:x:999:child", "minormode-child:x:999:"),
      {"polkit.child-group:child"}),
+    ("the child's user manager reads units and site-packages from the home", rm(NO_HOME_UNITS),
+     {"home.user-manager:SYSTEMD_UNIT_PATH", "home.user-manager:PYTHONNOUSERSITE"}),
+    ("a drop-in for the child's instance appends the default paths",
+     put(f"{UNITS}/user@1000.service.d/zz.conf", "[Service]\nEnvironment=SYSTEMD_UNIT_PATH=/etc/systemd/user:\n"),
+     {"home.user-manager:SYSTEMD_UNIT_PATH"}),
+    ("a search path naming the home",
+     put(f"{UNITS}/user@.service.d/zz.conf",
+         '[Service]\nEnvironment="SYSTEMD_UNIT_PATH=%h/.config/systemd/user:/usr/lib/systemd/user"\n'),
+     {"home.user-manager:SYSTEMD_UNIT_PATH"}),
+    ("a later empty Environment= clears the settings",
+     put(f"{UNITS}/user@.service.d/zz.conf", "[Service]\nEnvironment=\n"),
+     {"home.user-manager:SYSTEMD_UNIT_PATH", "home.user-manager:PYTHONNOUSERSITE"}),
+    ("environment.d read again", rm("etc/systemd/user-environment-generators/30-systemd-environment-d-generator"),
+     {"home.environment-d"}),
     ("no usbguard configuration", rm(USBGUARD_CONF), {"usbguard.daemon-conf"}),
     ("usbguard lets unknown devices in", edit(USBGUARD_CONF, "ImplicitPolicyTarget=block", "ImplicitPolicyTarget=allow"),
      {"usbguard.daemon-conf:ImplicitPolicyTarget"}),
@@ -160,6 +175,22 @@ CASES: list[tuple[str, Breakage, set[str]]] = [
     ("a bare allow rule", put("etc/usbguard/rules.conf", "allow with-interface 09:00:00\nallow\n"),
      {"usbguard.rules:2"}),
     ("the package's polkit grant", rm("etc/polkit-1/rules.d/org.usbguard1.rules"), {"usbguard.polkit"}),
+    ("a stick plugged in while the tablet was off is kept as it is",
+     edit(USBGUARD_CONF, "PresentDevicePolicy=apply-policy", "PresentDevicePolicy=keep"),
+     {"usbguard.daemon-conf:PresentDevicePolicy"}),
+    ("new devices authorised before usbguard judges them",
+     edit(USBGUARD_CONF, "AuthorizedDefault=none", "AuthorizedDefault=all"), {"usbguard.daemon-conf:AuthorizedDefault"}),
+    ("a rule folder with a rule a composite passes",
+     both(edit(USBGUARD_CONF, "RuleFile=/etc/usbguard/rules.conf",
+               "RuleFile=/etc/usbguard/rules.conf\nRuleFolder=/etc/usbguard/rules.d/"),
+          put("etc/usbguard/rules.d/20-ok.conf", "allow id 1234:5678 with-interface equals { 03:01:01 }\n"),
+          put("etc/usbguard/rules.d/50-stick.conf", "# a stick\n allow with-interface one-of { 08:06:50 }\n")),
+     {"usbguard.rules:50-stick.conf:2"}),
+    ("usbguard's restart drop-in removed", rm(f"{UNITS}/usbguard.service.d/minormode-restart.conf"),
+     {"usbguard.restart:usbguard.service:RestartSec", "usbguard.restart:usbguard.service:StartLimitIntervalSec"}),
+    ("a later drop-in puts the 100 ms loop back",
+     put(f"{UNITS}/usbguard-dbus.service.d/zz-fast.conf", "[Service]\nRestartSec=100ms\n"),
+     {"usbguard.restart:usbguard-dbus.service:RestartSec"}),
     ("no boot manifest", rm("usr/lib/minormode/boot-manifest.json"), {"boot.manifest"}),
     ("a broken boot manifest", put("usr/lib/minormode/boot-manifest.json", '{"format": 1}'), {"boot.manifest"}),
     ("cmdline.txt edited on the card", edit("boot/firmware/cmdline.txt", "quiet", "quiet init=/bin/sh"),
@@ -297,3 +328,10 @@ def test_boot_tamper_is_the_boot_checks_alone(passing_root: Path) -> None:
     found = boot_tamper(RootDir(passing_root), Runtime(sysrq="0", cmdline=f"{image_cmdline} init=/bin/sh"))
     assert {f.id for f in found} == {"boot.file:cmdline.txt", "boot.cmdline:init=/bin/sh",
                                      "boot.running-cmdline:init=/bin/sh"}
+
+
+def test_other_environment_for_the_user_manager_passes(passing_root: Path) -> None:
+    """More variables, in a later drop-in or the child's instance, keep the search path."""
+    put(f"{UNITS}/user@1000.service.d/70-lang.conf",
+        '[Service]\nEnvironment="LANG=zh_CN.UTF-8" TZ=Asia/Shanghai\n')(passing_root)
+    assert open_ids(passing_root) == set()
