@@ -22,6 +22,9 @@ ENV_GENERATOR_MASK = f"/etc/systemd/user-environment-generators/{ENV_GENERATOR}"
 # What names the child's home in a search path: the directories, systemd's specifiers for
 # them (%h home, %u/%U the user, %E/%S/%C XDG config, state and cache homes), variables.
 HOME_MARKERS = ("/home/", "%h", "%u", "%U", "%E", "%S", "%C", "~", "$", "XDG_")
+# Where the child can write (a home's markers above, and these): an EnvironmentFile= there
+# is the child's to fill.
+CHILD_WRITABLE = ("/run/user/", "/tmp/", "/var/tmp/", "/dev/shm/")
 INSTALLER = "config/lockdown/install.sh"
 FIX = f"{INSTALLER} (etc/systemd/system/user@.service.d)"
 
@@ -36,10 +39,17 @@ def _unit_files(view: RootView, ctx: Context) -> tuple[str, ...]:
     return (main, *conf_files(view, tuple(dirs)))
 
 
-def manager_environment(view: RootView, files: Sequence[str]) -> dict[str, tuple[str, str]]:
-    """The `Environment=` a unit ends with across `files`: assignments accumulate, an empty
-    `Environment=` clears them (systemd.exec(5)). Each value with the file that set it."""
-    env: dict[str, tuple[str, str]] = {}
+Located = tuple[str, str]  # a value and the file that set it
+
+
+def manager_environment(view: RootView, files: Sequence[str]) -> tuple[dict[str, Located], list[Located]]:
+    """The environment a unit ends with across `files`, each value with the file that set
+    it: `Environment=` assignments accumulate and an empty one clears them
+    (systemd.exec(5)); `UnsetEnvironment=` removes names. Also every `EnvironmentFile=`
+    (path, the file naming it): what such a file says overrides `Environment=`."""
+    env: dict[str, Located] = {}
+    unset: set[str] = set()
+    env_files: list[Located] = []
     for path in files:
         section = None
         for raw in (view.read_text(path) or "").splitlines():
@@ -48,20 +58,31 @@ def manager_environment(view: RootView, files: Sequence[str]) -> dict[str, tuple
                 section = line[1:-1]
                 continue
             name, sep, value = line.partition("=")
-            if section == "Service" and sep and name.strip() == "Environment":
-                value = value.strip()
-                if not value:
-                    env.clear()
-                    continue
-                try:
-                    words = shlex.split(value)
-                except ValueError:
-                    continue  # systemd ignores a line it cannot parse
-                for word in words:
-                    key, sep, given = word.partition("=")
-                    if sep:
-                        env[key] = (given, path)
-    return env
+            name, value = name.strip(), value.strip()
+            if section != "Service" or not sep:
+                continue
+            if name == "EnvironmentFile":
+                if value:
+                    env_files.append((value.lstrip("-"), path))
+                else:
+                    env_files.clear()
+                continue
+            if name not in ("Environment", "UnsetEnvironment"):
+                continue
+            if not value:
+                (env if name == "Environment" else unset).clear()
+                continue
+            try:
+                words = shlex.split(value)
+            except ValueError:
+                continue  # systemd ignores a line it cannot parse
+            for word in words:
+                key, eq, given = word.partition("=")
+                if name == "UnsetEnvironment":
+                    unset.add(key)
+                elif eq:
+                    env[key] = (given, path)
+    return {k: v for k, v in env.items() if k not in unset}, env_files
 
 
 def search_path_problem(value: str) -> str | None:
@@ -76,8 +97,13 @@ def search_path_problem(value: str) -> str | None:
 
 def home_units(view: RootView, ctx: Context) -> Sequence[Finding]:
     files = _unit_files(view, ctx)
-    env = manager_environment(view, files)
+    env, env_files = manager_environment(view, files)
     out = []
+    for named, where in env_files:  # its variables override Environment=: the child must not write it
+        if any(marker in named for marker in HOME_MARKERS) or named.startswith(CHILD_WRITABLE):
+            out.append(Finding(f"home.user-manager:EnvironmentFile:{named}",
+                               f"the child's user manager reads variables from {named}, a file the child "
+                               "writes", where, f"remove EnvironmentFile={named}"))
     value, where = env.get("SYSTEMD_UNIT_PATH", ("", files[-1]))
     why = "unset: the defaults read ~/.config/systemd/user and ~/.local/share/systemd/user" if not value \
         else search_path_problem(value)
@@ -94,12 +120,39 @@ def home_units(view: RootView, ctx: Context) -> Sequence[Finding]:
     return out
 
 
+def _pam_stack(view: RootView, service: str, seen: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
+    """(file, line) of a PAM service's configuration with its `@include`s and
+    `include`/`substack` lines followed (each file once)."""
+    path = f"/etc/pam.d/{service}"
+    if path in seen:
+        return []
+    out: list[tuple[str, str]] = []
+    for raw in (view.read_text(path) or "").splitlines():
+        words = raw.split("#", 1)[0].split()
+        if words[:1] == ["@include"] and len(words) > 1:
+            out += _pam_stack(view, words[1], seen | {path})
+        elif len(words) > 2 and words[1] in ("include", "substack"):
+            out += _pam_stack(view, words[2], seen | {path})
+        elif words:
+            out.append((path, " ".join(words)))
+    return out
+
+
 def environment_d(view: RootView, _ctx: Context) -> Sequence[Finding]:
+    """No environment the child writes reaches its user manager: environment.d through its
+    generator, ~/.pam_environment through pam_env in the manager's PAM service
+    (user@.service has PAMName=systemd-user; pam_env reads the home's file only with
+    user_readenv=1, off by default since Debian's PAM 1.4)."""
+    out = []
+    for path, line in _pam_stack(view, "systemd-user"):
+        if "pam_env.so" in line and "user_readenv=1" in line:
+            out.append(Finding("home.environment-d:pam_env", "the child's user manager takes variables from "
+                               "~/.pam_environment (pam_env user_readenv=1)", path, "drop user_readenv=1"))
     if not any(view.exists(f"{d}/{ENV_GENERATOR}") for d in ENV_GENERATOR_DIRS):
-        return []  # no generator: nothing reads environment.d
+        return out  # no generator: nothing reads environment.d
     target = view.link_target(ENV_GENERATOR_MASK)
     if target == "/dev/null" or view.read_bytes(ENV_GENERATOR_MASK) == b"":
-        return []
-    return [Finding("home.environment-d", "the child's user manager takes its environment from "
-                    "~/.config/environment.d (PYTHONPATH, BASH_ENV ... for every app it starts)",
-                    ENV_GENERATOR_MASK, f"ln -sfn /dev/null {ENV_GENERATOR_MASK}: {INSTALLER}")]
+        return out
+    return [*out, Finding("home.environment-d", "the child's user manager takes its environment from "
+                          "~/.config/environment.d (PYTHONPATH, BASH_ENV ... for every app it starts)",
+                          ENV_GENERATOR_MASK, f"ln -sfn /dev/null {ENV_GENERATOR_MASK}: {INSTALLER}")]

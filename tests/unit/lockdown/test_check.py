@@ -154,6 +154,17 @@ CASES: list[tuple[str, Breakage, set[str]]] = [
     ("a later empty Environment= clears the settings",
      put(f"{UNITS}/user@.service.d/zz.conf", "[Service]\nEnvironment=\n"),
      {"home.user-manager:SYSTEMD_UNIT_PATH", "home.user-manager:PYTHONNOUSERSITE"}),
+    ("a later drop-in unsets the search path",
+     put(f"{UNITS}/user@.service.d/zz.conf", "[Service]\nUnsetEnvironment=SYSTEMD_UNIT_PATH\n"),
+     {"home.user-manager:SYSTEMD_UNIT_PATH"}),
+    ("an EnvironmentFile the child writes",
+     put(f"{UNITS}/user@1000.service.d/zz.conf", "[Service]\nEnvironmentFile=-%h/.config/manager.env\n"),
+     {"home.user-manager:EnvironmentFile:%h/.config/manager.env"}),
+    ("~/.pam_environment read by the user manager's PAM stack",
+     both(put("etc/pam.d/systemd-user", "session optional pam_systemd.so\n@include common-session-noninteractive\n"),
+          put("etc/pam.d/common-session-noninteractive", "session required pam_unix.so\n"
+              "session required pam_env.so user_readenv=1 # per-user settings\n")),
+     {"home.environment-d:pam_env"}),
     ("environment.d read again", rm("etc/systemd/user-environment-generators/30-systemd-environment-d-generator"),
      {"home.environment-d"}),
     ("no usbguard configuration", rm(USBGUARD_CONF), {"usbguard.daemon-conf"}),
@@ -333,5 +344,5 @@ def test_boot_tamper_is_the_boot_checks_alone(passing_root: Path) -> None:
 def test_other_environment_for_the_user_manager_passes(passing_root: Path) -> None:
     """More variables, in a later drop-in or the child's instance, keep the search path."""
     put(f"{UNITS}/user@1000.service.d/70-lang.conf",
-        '[Service]\nEnvironment="LANG=zh_CN.UTF-8" TZ=Asia/Shanghai\n')(passing_root)
+        '[Service]\nEnvironment="LANG=zh_CN.UTF-8" TZ=Asia/Shanghai\nEnvironmentFile=-/etc/default/locale\n')(passing_root)
     assert open_ids(passing_root) == set()
