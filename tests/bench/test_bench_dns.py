@@ -57,16 +57,28 @@ pytestmark = [
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A loopback port free for UDP and TCP both (the servers listen on both)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port: int = s.getsockname()[1]
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+            try:
+                t.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
 
 
-def wait_udp(port: int, timeout: float = 60) -> None:
+def wait_udp(port: int, timeout: float = 60, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Until the server on `port` answers a query; a server that exits first fails at once,
+    with what it said."""
     q = b"\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x04wait\x04test\x00\x00\x01\x00\x01"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            said = proc.stderr.read().decode(errors="replace")[-2000:] if proc.stderr else ""
+            raise AssertionError(f"{proc.args!r} exited with {proc.returncode} before answering: {said}")
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.settimeout(0.5)
             try:
@@ -128,7 +140,7 @@ def unbound_cmd(tmp: Path, port: int, upstream: int, names: list[str]) -> list[s
   directory: "{tmp}"
   pidfile: ""
   use-syslog: no
-  logfile: ""
+  logfile: "{tmp / 'unbound.log'}"
   verbosity: 0
   num-threads: 1
   do-ip6: no
@@ -222,7 +234,7 @@ def test_filter_vs_dnsmasq_and_unbound(tmp_path: Path, procs: Procs) -> None:
     t0 = time.perf_counter()
     ref = procs.start(["taskset", "-c", server_cpu, *dnsmasq_cmd(
         ref_port, [f"--addn-hosts={hosts}", f"--server=127.0.0.1#{up_port}"])])
-    wait_udp(ref_port, timeout=300)
+    wait_udp(ref_port, timeout=300, proc=ref)
     dnsmasq_load_s = time.perf_counter() - t0
 
     profile = tmp_path / "profile.json"
@@ -233,13 +245,13 @@ def test_filter_vs_dnsmasq_and_unbound(tmp_path: Path, procs: Procs) -> None:
                         "agent.filter.standalone", "--lists", str(out), "--upstream",
                         f"127.0.0.1:{up_port}", "--listen", f"127.0.0.1:{our_port}",
                         "--profile-json", str(profile)])
-    wait_udp(our_port)
+    wait_udp(our_port, proc=ours)
     ours_load_s = time.perf_counter() - t0
 
     unbound_port = free_port()
     t0 = time.perf_counter()
     ub = procs.start(["taskset", "-c", server_cpu, *unbound_cmd(tmp_path, unbound_port, up_port, names)])
-    wait_udp(unbound_port, timeout=300)
+    wait_udp(unbound_port, timeout=300, proc=ub)
     unbound_load_s = time.perf_counter() - t0
 
     servers = {"dnsmasq": Server(ref_port, ref.pid), "unbound": Server(unbound_port, ub.pid),
