@@ -117,9 +117,9 @@ def test_the_childs_user_manager_reads_nothing_from_the_home(guest_run: BootResu
     assert facts["home.env_from_home"] == "0", "~/.config/environment.d reached the units' environment"
     assert facts["home.env_nousersite"] == "1", "PYTHONNOUSERSITE=1 is not in the units' environment"
     # the control, with the image's drop-in and mask taken away for a moment: the same units are
-    # read. (environment.d was not read there either on this image, seemingly because its
-    # generator runs as the child and is not in the child's exec base, which would make the
-    # mask a second lock; the console shows what the agent and the manager logged about it.)
+    # read. (environment.d is not read there either on this image: its generator runs as the
+    # child and is not in the child's exec base, so the gate refuses it, "Operation not
+    # permitted" in the user manager's log on the console: the mask is the second lock.)
     control = [facts[f"home_control.{k}"] for k in ("env_probe", "ran_home-config", "ran_home-local")]
     assert control == ["running", "yes", "yes"], \
         f"without the image's drop-in the child's units were not read either ({control}): the test proves nothing"
