@@ -13,7 +13,8 @@
 #   base-KEY.tar     packages.txt installed by mmdebstrap under emulation   (slow, ~3 min)
 #   kernel-KEY/      kernel + firmware + busybox unpacked, not installed     (~15 s)
 #   wheels-KEY/      arm64 wheels of the agent's Python dependencies         (~10 s)
-#   image-KEY/       the finished image: agent, units, lockdown, settings    (~1-2 min)
+#   image-KEY/       the finished image: the agent's Debian package (built from debian/,
+#                    installed with dpkg), lockdown, settings                (~1-2 min)
 # An agent code change rebuilds only the last layer.
 set -euo pipefail
 
@@ -148,7 +149,7 @@ layer_inputs=("$here/build.sh" "$here"/lib/* "$factory" "$policy" "$repo/config/
 [ -z "$dashboard_ca" ] || layer_inputs+=("$dashboard_ca")
 mapfile -t config_files < <(find "$repo/config/sysctl.d" "$repo/config/dbus" "$repo/config/udisks2" "$repo/config/lockdown" "$repo/config/polkit" -type f | sort)
 layer_inputs+=("${config_files[@]}")
-mapfile -t unit_files < <(find "$repo/systemd" -type f | sort)
+mapfile -t unit_files < <(find "$repo/systemd" "$repo/debian" -type f | sort)
 mapfile -t overlay_files < <(find "$here/overlay" -type f | sort)
 layer_inputs+=("${unit_files[@]}" "${overlay_files[@]}")
 if [ "$variant" = test ]; then
@@ -179,7 +180,8 @@ fi
 steps=$((steps))
 
 progress "copying the image to $out"
-for f in "$name.img" vmlinuz initrd.img bcm2837-rpi-3-b.dtb manifest.json; do
+deb_name=$(cd "$image_dir" && ls minormode_*_arm64.deb)
+for f in "$name.img" vmlinuz initrd.img bcm2837-rpi-3-b.dtb manifest.json "$deb_name"; do
   cp --sparse=always "$image_dir/$f" "$out/$f.part"
   mv "$out/$f.part" "$out/$f"
 done
@@ -188,4 +190,5 @@ cp "$image_dir/manifest.json" "$out/$name.manifest.json"
 progress "done"
 note "image:    $out/$name.img ($(du -h --apparent-size "$out/$name.img" | cut -f1), sha256 $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["image"]["sha256"])' "$out/manifest.json"))"
 note "manifest: $out/manifest.json"
+note "package:  $out/$deb_name (the same agent for an existing Raspberry Pi OS: apt install ./$deb_name)"
 note "flash:    dd if=$out/$name.img of=/dev/sdX bs=4M conv=fsync"

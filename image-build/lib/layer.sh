@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The fast layer, run by build.sh with MM_* variables: unpack the cached base, add the
-# kernel's modules, install the agent into /opt/minormode/venv (offline, from wheels), the
-# units, the lockdown and the factory settings; then make the boot and root partitions and
+# kernel's modules, build and install the agent's Debian package (offline, from wheels: the
+# venv in /opt/minormode, units, D-Bus, polkit), the lockdown and the factory settings; then make the boot and root partitions and
 # the MBR image, and write manifest.json. Writes into $MM_OUT.
 set -euo pipefail
 : "${MM_REPO:?}" "${MM_HERE:?}" "${MM_VARIANT:?}" "${MM_FACTORY:?}" "${MM_POLICY:?}" "${MM_BASE_TAR:?}"
@@ -32,60 +32,40 @@ mkdir -p "$R/usr/lib/modules"
 cp -a "$K/lib/modules/$MM_KVER" "$R/usr/lib/modules/"
 depmod -b "$R" "$MM_KVER"
 
-note "installing the agent into /opt/minormode/venv (pip under emulation)"
-install -d -m 0755 "$R/opt/minormode" "$R/opt/minormode/libexec" "$R/opt/minormode/bin"
-install -d -m 0700 "$R/root/wheels"
-cp "$MM_WHEELS"/*.whl "$MM_WHEEL" "$R/root/wheels/"
-in_image /usr/bin/python3 -m venv /opt/minormode/venv
-in_image /opt/minormode/venv/bin/python -m pip install -q --no-index --no-cache-dir \
-  --disable-pip-version-check --find-links /root/wheels "/root/wheels/$(basename "$MM_WHEEL")"
-rm -rf "$R/root/wheels"
-for script in "$R"/opt/minormode/venv/bin/minormode*; do
-  ln -sf "../venv/bin/$(basename "$script")" "$R/opt/minormode/bin/$(basename "$script")"
-done
-note "the DNS filter's native blocked path, cross-compiled for arm64"
-site=$(echo "$R"/opt/minormode/venv/lib/python3*/site-packages)
-PYTHONPATH=$MM_REPO python3 -m agent.filter.fastpath build --cc aarch64-linux-gnu-gcc \
-  --out "$site/agent/filter/_mmdns.so" >/dev/null
+note "the agent: the Debian package minormode for arm64 (debian/rules, from the wheels above)"
+# Built from a copy of the tree (dpkg-buildpackage writes into its source directory and next
+# to it), cross-built: install_tree.py never runs the target's interpreter. The image then
+# holds exactly what `apt install ./minormode_*_arm64.deb` gives an existing Raspberry Pi OS.
+S=$MM_WORK/deb/minormode
+mkdir -p "$S"
+(cd "$MM_REPO" && git ls-files -z --cached --others --exclude-standard) \
+  | (cd "$MM_REPO" && tar --null --ignore-failed-read -T - -cf - 2>/dev/null) | tar -xf - -C "$S"
+(cd "$S" && SOURCE_DATE_EPOCH=1700000000 MINORMODE_PYTHON=$MM_PY MINORMODE_WHEELS=$MM_WHEELS \
+  dpkg-buildpackage -b -us -uc -aarm64 -d >"$MM_WORK/deb/build.log" 2>&1) \
+  || { tail -40 "$MM_WORK/deb/build.log" >&2; echo "layer.sh: the package did not build (above)" >&2; exit 1; }
+deb=$(ls "$MM_WORK"/deb/minormode_*_arm64.deb)
+cp "$deb" "$MM_OUT/"
+note "installing $(basename "$deb") with dpkg (its postinst under emulation: bytecode, units enabled)"
+cp "$deb" "$R/root/"
+in_image dpkg -i "/root/$(basename "$deb")" >/dev/null
+rm -f "$R/root/$(basename "$deb")"
 in_image /opt/minormode/venv/bin/python -c 'import agent.daemon, agent.firstboot' \
   || { echo "layer.sh: the agent does not import inside the image" >&2; exit 1; }
 in_image /opt/minormode/venv/bin/python -c 'from agent.filter import fastpath; assert fastpath.load()' \
   || { echo "layer.sh: the DNS fast path does not load inside the image" >&2; exit 1; }
 
-note "units"
-install -m 0644 "$MM_REPO"/systemd/*.service "$R/usr/lib/systemd/system/"
-install -d "$R/usr/lib/systemd/user"
-install -m 0644 "$MM_REPO"/systemd/user/*.service "$R/usr/lib/systemd/user/"
-install -m 0755 "$MM_REPO"/systemd/libexec/* "$R/opt/minormode/libexec/"
-# drop-ins the enforcement parts ship (exec gate: restart settings, noexec /tmp and /run/user)
-for dropin in "$MM_REPO"/systemd/*.d; do
-  [ -d "$dropin" ] || continue
-  install -d "$R/usr/lib/systemd/system/$(basename "$dropin")"
-  install -m 0644 "$dropin"/*.conf "$R/usr/lib/systemd/system/$(basename "$dropin")/"
-done
-install -m 0644 "$MM_REPO"/config/sysctl.d/*.conf "$R/etc/sysctl.d/"
-install -d "$R/usr/share/dbus-1/system.d" "$R/etc/udisks2"
-install -m 0644 "$MM_REPO"/config/dbus/*.conf "$R/usr/share/dbus-1/system.d/"
-# polkit actions for an adult at the tablet (auth_admin); the child is refused by the
-# lockdown's rule (config/lockdown) and by the agent itself
-install -d -m 0755 "$R/usr/share/polkit-1/actions"
-install -m 0644 "$MM_REPO"/config/polkit/*.policy "$R/usr/share/polkit-1/actions/"
-install -m 0644 "$MM_REPO"/config/udisks2/mount_options.conf "$R/etc/udisks2/"
-systemctl --root="$R" enable minormode-agent.service minormode-firstboot.service >/dev/null
 # Networking: systemd-networkd (DHCP on wired and Wi-Fi links, overlay/etc/systemd/network)
 # hands the network's resolvers to systemd-resolved, which writes them to
 # /run/systemd/resolve/resolv.conf for the DNS filter; everything else asks resolved's stub.
 systemctl --root="$R" enable systemd-networkd.service systemd-resolved.service >/dev/null
 ln -sfn ../run/systemd/resolve/stub-resolv.conf "$R/etc/resolv.conf"
-systemctl --root="$R" --global enable minormode-session-helper.service >/dev/null
 
 note "settings: factory, default policy, hostname, machine-id"
 install -d -m 0755 "$R/etc/minormode"
 install -m 0644 "$MM_FACTORY" "$R/etc/minormode/factory.toml"
 install -m 0644 "$MM_POLICY" "$R/etc/minormode/policy.toml"
-# The agent's settings: agent.conf, then its drop-ins, the image's and the manufacturer's.
-install -m 0644 "$MM_REPO/config/agent.conf" "$R/etc/minormode/agent.conf"
-install -d -m 0755 "$R/etc/minormode/agent.conf.d"
+# The agent's settings: agent.conf (the package's), then its drop-ins, the image's and the
+# manufacturer's.
 install -m 0644 "$MM_HERE/agent.conf.d/10-image.conf" "$R/etc/minormode/agent.conf.d/10-image.conf"
 install -m 0644 "$MM_FACTORY_CONF" "$R/etc/minormode/agent.conf.d/20-factory.conf"
 if [ -n "${MM_DASHBOARD_CA:-}" ]; then
@@ -112,13 +92,13 @@ in_image passwd --lock root >/dev/null
 chmod 0750 "$R/home/child"
 
 note "console, debug and polkit lockdown for the child (config/lockdown; audited by minormodectl lockdown check)"
-"$MM_REPO/config/lockdown/install.sh" "$R" child
+"$R/usr/share/minormode/lockdown/install.sh" "$R" child
 
 note "USBGuard configured before the first boot: the generated baseline rules, no plugdev IPC"
 # hubs, keyboards and mice, plus what the policy's usb table allows; at the first boot the
 # agent adds the devices present then (built-in, the touchscreen) through usbguard-dbus
 PYTHONPATH=$MM_REPO "$MM_PY" -m agent.os.usbguard rules --policy "$MM_POLICY" > "$MM_WORK/usbguard-rules.conf"
-"$MM_REPO/config/lockdown/install-usbguard.sh" "$R" "$MM_WORK/usbguard-rules.conf"
+"$R/usr/share/minormode/lockdown/install-usbguard.sh" "$R" "$MM_WORK/usbguard-rules.conf"
 
 if [ "$MM_VARIANT" = test ]; then
   note "test variant: the QEMU guest test unit and scripts"
@@ -159,7 +139,7 @@ PYTHONPATH=$MM_REPO "$MM_PY" -m agent.cli lockdown check --root "$R" --boot "$B"
   || { echo "layer.sh: the lockdown audit above found open items" >&2; exit 1; }
 
 note "manifest"
-MM_ROOT=$R MM_BOOT=$B python3 "$MM_HERE/lib/manifest.py" > "$MM_WORK/manifest.partial.json"
+MM_ROOT=$R MM_BOOT=$B MM_DEB=$deb python3 "$MM_HERE/lib/manifest.py" > "$MM_WORK/manifest.partial.json"
 
 note "file systems: vfat boot, ext4 root (mkfs.ext4 -d, no loop mounts)"
 boot_mb=256
