@@ -139,15 +139,23 @@ def _pam_stack(view: RootView, service: str, seen: frozenset[str] = frozenset())
 
 
 def environment_d(view: RootView, _ctx: Context) -> Sequence[Finding]:
-    """No environment the child writes reaches its user manager: environment.d through its
-    generator, ~/.pam_environment through pam_env in the manager's PAM service
-    (user@.service has PAMName=systemd-user; pam_env reads the home's file only with
-    user_readenv=1, off by default since Debian's PAM 1.4)."""
+    """No environment the child writes reaches its user manager or its login: environment.d
+    through its generator, ~/.pam_environment through pam_env in any PAM service (the
+    manager's, systemd-user, and every login's: a display manager's or greeter's stack sets
+    the graphical session's environment the same way). pam_env reads the home's file only
+    with user_readenv=1, off by default since Debian's PAM 1.4."""
     out = []
-    for path, line in _pam_stack(view, "systemd-user"):
-        if "pam_env.so" in line and "user_readenv=1" in line:
-            out.append(Finding("home.environment-d:pam_env", "the child's user manager takes variables from "
-                               "~/.pam_environment (pam_env user_readenv=1)", path, "drop user_readenv=1"))
+    services = ["systemd-user", *(name for name in view.list_dir("/etc/pam.d") if name != "systemd-user")]
+    seen: set[str] = set()
+    for service in services:
+        for path, line in _pam_stack(view, service):
+            if "pam_env.so" in line and "user_readenv=1" in line and path not in seen:
+                seen.add(path)
+                who = ("the child's user manager" if service == "systemd-user"
+                       else f"a login through PAM's {service}")
+                out.append(Finding("home.environment-d:pam_env",
+                                   f"{who} takes variables from ~/.pam_environment (pam_env user_readenv=1)",
+                                   path, "drop user_readenv=1"))
     if not any(view.exists(f"{d}/{ENV_GENERATOR}") for d in ENV_GENERATOR_DIRS):
         return out  # no generator: nothing reads environment.d
     target = view.link_target(ENV_GENERATOR_MASK)

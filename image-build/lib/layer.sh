@@ -141,21 +141,30 @@ PYTHONPATH=$MM_REPO "$MM_PY" -m agent.cli lockdown check --root "$R" --boot "$B"
 note "manifest"
 MM_ROOT=$R MM_BOOT=$B MM_DEB=$deb python3 "$MM_HERE/lib/manifest.py" > "$MM_WORK/manifest.partial.json"
 
-note "file systems: vfat boot, ext4 root (mkfs.ext4 -d, no loop mounts)"
+note "file systems: vfat boot, ext4 root, ext4 state (mkfs.ext4 -d, no loop mounts)"
+# The agent's state (/var/lib/minormode: its database, journal, keys) has a partition of its
+# own (issue 16): the child's files are on the root file system, so a child who fills the
+# disk fills that one, and the agent still writes, restarts and records what happened.
+# Only root writes there, so nothing is reserved (-m 0); etc/fstab mounts it (nofail).
 boot_mb=256
+state_mb=64
 root_used_mb=$(du -smx "$R" | cut -f1)
 root_mb=$(( root_used_mb * 5 / 4 + 256 ))
-total_mb=$(( 1 + boot_mb + root_mb ))
+total_mb=$(( 1 + boot_mb + root_mb + state_mb ))
 size_mb=1024
 while [ $size_mb -lt $total_mb ]; do size_mb=$(( size_mb * 2 )); done  # SD images: a power of two
-root_mb=$(( size_mb - 1 - boot_mb ))
+root_mb=$(( size_mb - 1 - boot_mb - state_mb ))
 rm -f "$MM_WORK/boot.vfat"
 mkfs.vfat -F 32 -n MMBOOT -C "$MM_WORK/boot.vfat" $(( boot_mb * 1024 )) >/dev/null
 mcopy -s -i "$MM_WORK/boot.vfat" "$B"/* ::/
+install -d -m 0700 "$MM_WORK/state"
+mkfs.ext4 -q -L minormode-state -m 0 -d "$MM_WORK/state" -E root_owner=0:0 \
+  "$MM_WORK/state.ext4" "${state_mb}M"
+install -d -m 0700 "$R/var/lib/minormode"  # the mount point
 mkfs.ext4 -q -L minormode-root -d "$R" -E root_owner=0:0 \
   "$MM_WORK/root.ext4" "${root_mb}M"
 
-note "disk image: MBR, ${size_mb} MiB"
+note "disk image: MBR, ${size_mb} MiB (boot ${boot_mb}, root ${root_mb}, state ${state_mb}; the root holds ${root_used_mb} MiB)"
 img=$MM_OUT/$MM_NAME.img
 rm -f "$img"
 truncate -s "${size_mb}M" "$img"
@@ -163,19 +172,23 @@ sfdisk -q "$img" <<EOF
 label: dos
 unit: sectors
 start=2048, size=$(( boot_mb * 2048 )), type=c, bootable
-start=$(( 2048 + boot_mb * 2048 )), type=83
+start=$(( 2048 + boot_mb * 2048 )), size=$(( root_mb * 2048 )), type=83
+start=$(( 2048 + (boot_mb + root_mb) * 2048 )), type=83
 EOF
 dd if="$MM_WORK/boot.vfat" of="$img" bs=1M seek=1 conv=notrunc,sparse status=none
 dd if="$MM_WORK/root.ext4" of="$img" bs=1M seek=$(( 1 + boot_mb )) conv=notrunc,sparse status=none
+dd if="$MM_WORK/state.ext4" of="$img" bs=1M seek=$(( 1 + boot_mb + root_mb )) conv=notrunc,sparse status=none
 cp "$B/vmlinuz" "$B/initrd.img" "$B/bcm2837-rpi-3-b.dtb" "$MM_OUT/"
 sha=$(sha256sum "$img" | cut -d' ' -f1)
-python3 - "$MM_WORK/manifest.partial.json" "$MM_OUT/manifest.json" "$img" "$sha" "$size_mb" <<'PY'
+python3 - "$MM_WORK/manifest.partial.json" "$MM_OUT/manifest.json" "$img" "$sha" "$size_mb" "$state_mb" <<'PY'
 import json, os, sys
-src, dst, img, sha, size_mb = sys.argv[1:]
+src, dst, img, sha, size_mb, state_mb = sys.argv[1:]
 m = json.load(open(src))
 m["image"] = {"file": os.path.basename(img), "sha256": sha, "size_bytes": int(size_mb) * 2**20,
               "partitions": [{"label": "MMBOOT", "type": "vfat", "mib": 256},
-                             {"label": "minormode-root", "type": "ext4"}]}
+                             {"label": "minormode-root", "type": "ext4"},
+                             {"label": "minormode-state", "type": "ext4", "mib": int(state_mb),
+                              "mount": "/var/lib/minormode"}]}
 m["cache_keys"] = dict(kv.split("=", 1) for kv in os.environ["MM_KEYS"].split())
 json.dump(m, open(dst, "w"), indent=2, sort_keys=True)
 PY

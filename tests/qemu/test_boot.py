@@ -159,6 +159,23 @@ def test_exec_gate_denies_the_child_in_the_guest(guest_run: BootResult) -> None:
     assert facts["execgate.child_status"] != "0", "the child ran a binary no rule allows"
 
 
+def test_the_child_cannot_get_around_the_gate_with_the_loader_unshare_or_python(guest_run: BootResult) -> None:
+    """Issue 16's loader, namespace and interpreter cases on the image, as the child (uid
+    1000), each beside a control that shows the refusal is the gate's, not a broken tool."""
+    facts = _facts(guest_run)
+    if facts["execgate.enabled"] == "0":
+        pytest.skip("the image ships with the exec gate off")
+    assert facts["execgate.child_base_status"] == "0", "the child could not run dbus-daemon, in its base"
+    assert facts["execgate.child_loader_status"] != "0", \
+        "the child ran a program through ld-linux run as a program"
+    assert facts["execgate.root_loader_status"] == "0", "the loader does not run programs on this image"
+    assert facts["execgate.root_unshare_status"] == "0", "the kernel refuses a user namespace anyway"
+    assert facts["execgate.child_unshare_status"] != "0", "the child made a user namespace with unshare"
+    assert facts["execgate.child_python_status"] != "0", "the child ran python3 itself"
+    assert facts["execgate.child_helper_status"] == "0", \
+        "the session helper (a script for python3, in the child's base) did not run for the child"
+
+
 def test_dns_filter_and_nft_table_in_the_guest(guest_run: BootResult) -> None:
     """The release settings run the filter from the first boot, with no network yet."""
     facts = _facts(guest_run)
@@ -203,6 +220,22 @@ def test_agent_restarts_after_kill_and_sessions_are_locked(guest_run: BootResult
     assert facts["crash.new_pid_differs"] == "yes"
     assert int(facts["crash.lock_logged"]) >= 1, "ExecStopPost did not lock the sessions"
     print(f"guest: agent READY again {facts['crash.back_ready_ms']} ms after kill -9")
+
+
+def test_a_child_who_fills_the_disk_does_not_stop_the_agent(guest_run: BootResult) -> None:
+    """Issue 16: the child fills the disk (as uid 1000, until ENOSPC); the agent's state is on
+    a partition of its own, so the agent is then killed, restarts on the full disk (the test
+    above) and writes its state again, while the child still has no space."""
+    facts = _facts(guest_run)
+    assert facts["storage.state_label"] == "minormode-state", "/var/lib/minormode is not its own partition"
+    assert facts["storage.state_flags"] == "3", "the state partition is not nosuid,nodev,noexec"
+    assert facts["agent.state_dir_mode"] == "700"
+    assert facts["storage.child_fill"].startswith("ENOSPC/"), facts["storage.child_fill"]
+    assert facts["storage.child_avail_kb"] == "0", "the child's disk was not full"
+    assert int(facts["storage.state_avail_kb"]) > 16 * 1024, "the agent's partition filled up with the child's"
+    assert facts["crash.active_after"] == "active", "the agent did not come back on the full disk"
+    assert int(facts["storage.after_state_writes"]) >= 1, "the agent wrote nothing of its state on the full disk"
+    assert facts["storage.after_child_avail_kb"] == "0", "the disk was no longer full when the agent restarted"
 
 
 def _host_bench() -> dict[str, str]:

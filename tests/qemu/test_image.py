@@ -94,12 +94,19 @@ def test_partition_table(test_image: Path) -> None:
     image = test_image / "minormode-test.img"
     size = image.stat().st_size
     assert size & (size - 1) == 0, "an SD image for the Raspberry Pi is a power of two in size"
-    boot, root = _partitions(image)
+    boot, root, state = _partitions(image)
     assert boot["type"] == "c" and boot.get("bootable") is True
-    assert root["type"] == "83"
+    assert root["type"] == "83" and state["type"] == "83"
     assert boot["start"] == 2048
     assert isinstance(root["start"], int) and isinstance(root["size"], int)
-    assert (root["start"] + root["size"]) * SECTOR <= size
+    assert isinstance(state["start"], int) and isinstance(state["size"], int)
+    assert state["start"] == root["start"] + root["size"], "the state partition does not follow the root"
+    assert (state["start"] + state["size"]) * SECTOR <= size
+    # the agent's state partition (issue 16): ext4, labelled as etc/fstab mounts it, root's only
+    fs = f"{image}?offset={state['start'] * SECTOR}"
+    label = subprocess.run(["e2label", fs], capture_output=True, text=True, timeout=60, check=False)
+    assert label.stdout.strip() == "minormode-state", label.stderr
+    assert "LABEL=minormode-state /var/lib/minormode ext4" in _debugfs(image, "cat /etc/fstab")
 
 
 def test_boot_partition(test_image: Path) -> None:
@@ -149,8 +156,10 @@ def test_root_file_system(test_image: Path, tmp_path: Path) -> None:
         name, _, _, members = line.split(":")
         if name in ("sudo", "adm", "wheel", "root", "disk", "shadow"):
             assert "child" not in members.split(","), f"child is in group {name}"
-    # the state directory is made on the device (StateDirectory=, first boot), never shipped
-    assert not _exists(image, "/var/lib/minormode")
+    # the state is made on the device (first boot), never shipped: on the root file system
+    # /var/lib/minormode is only the empty mount point of the state partition
+    names = _debugfs(image, "ls /var/lib/minormode").split()
+    assert [n for n in names if not n.startswith("(") and n not in (".", "..") and not n.isdigit()] == [], names
     assert not _exists(image, "/usr/sbin/sshd") and not _exists(image, "/usr/bin/sudo")
     home = _debugfs(image, "stat /home/child")
     assert "Mode:  0750" in home and "User:  1000" in home

@@ -165,6 +165,9 @@ CASES: list[tuple[str, Breakage, set[str]]] = [
           put("etc/pam.d/common-session-noninteractive", "session required pam_unix.so\n"
               "session required pam_env.so user_readenv=1 # per-user settings\n")),
      {"home.environment-d:pam_env"}),
+    ("~/.pam_environment read at a graphical login (a greeter's PAM service)",
+     put("etc/pam.d/lightdm", "auth required pam_unix.so\nsession required pam_env.so readenv=1 user_readenv=1\n"),
+     {"home.environment-d:pam_env"}),
     ("environment.d read again", rm("etc/systemd/user-environment-generators/30-systemd-environment-d-generator"),
      {"home.environment-d"}),
     ("no usbguard configuration", rm(USBGUARD_CONF), {"usbguard.daemon-conf"}),
