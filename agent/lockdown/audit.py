@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from agent.lockdown import boot, console, polkit, privilege, ssh, sysrq, usbguard, usermanager
+from agent.lockdown import boot, console, polkit, privilege, ssh, storage, sysrq, usbguard, usermanager
 from agent.lockdown.accounts import children_by_name, children_by_uid, configured_child_uids
 from agent.lockdown.model import CheckSpec, Context, Finding, RootView, Runtime
 
@@ -36,6 +36,10 @@ CHECKS = (
               usermanager.home_units),
     CheckSpec("home.environment-d", "no environment from the child's ~/.config/environment.d",
               usermanager.environment_d),
+    CheckSpec("storage.state", "the agent's state on a partition of its own, nosuid,nodev,noexec",
+              storage.state_partition),
+    CheckSpec("storage.noexec", "the child's places (/home, /var/tmp, /dev/shm) noexec,nosuid,nodev",
+              storage.child_places),
     CheckSpec("usbguard.daemon-conf", "USBGuard configured, its policy present, devices present at "
               "start judged, none authorised before, no IPC for plugdev", usbguard.daemon_config),
     CheckSpec("usbguard.rules", "USBGuard's allow rules (its rule file and rule folder) judge all of a "

@@ -53,9 +53,18 @@ def guest_run(test_image: Path) -> BootResult:
                        test_image / "initrd.img", qmp=qmp, usb_stick=stick)
 
     def on_fact(key: str, value: str) -> None:
-        if key == "usb.plug_stick" and value == "now":  # the guest is ready: plug it in
+        if value != "now":
+            return
+        # the guest is ready for the next device: plug it in (the guest checks each is kept out)
+        if key == "usb.plug_stick":
             qmp_command(qmp, "device_add", {"driver": "usb-storage", "drive": "stick",
                                             "bus": "xhci.0", "id": "stick0"})
+        elif key == "usb.plug_net":  # a USB Ethernet/RNDIS adapter, a phone's tethering
+            qmp_command(qmp, "device_add", {"driver": "usb-net", "netdev": "usbnet",
+                                            "bus": "xhci.0", "id": "net0"})
+        elif key == "usb.plug_serial":  # an FTDI serial adapter
+            qmp_command(qmp, "device_add", {"driver": "usb-serial", "chardev": "usbserial",
+                                            "bus": "xhci.0", "id": "serial0"})
 
     result = boot(cmd, BOOT_TIMEOUT, on_fact=on_fact)
     (test_image / "console.log").write_text("\n".join(result.console))

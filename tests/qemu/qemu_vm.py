@@ -80,6 +80,9 @@ def qemu_command(image: Path, kernel: Path, initrd: Path, machine: str = "virt",
     once plugged (`device_add usb-storage,drive=stick`)."""
     if machine == "virt":
         extra = ["-qmp", f"unix:{qmp},server=on,wait=off"] if qmp is not None else []
+        if qmp is not None:  # backends for the USB network and serial adapters plugged over QMP:
+            # a network hub port with no other port (nothing leaves the guest), a null chardev
+            extra += ["-netdev", "hubport,id=usbnet,hubid=0", "-chardev", "null,id=usbserial"]
         if usb_stick is not None:
             extra += ["-drive", f"if=none,id=stick,format=raw,readonly=on,file={usb_stick}"]
         return [

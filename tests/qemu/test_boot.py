@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from qemu_vm import REPO, BootResult, needs_root_and_qemu, parse_facts
+from qemu_vm import REPO, BootResult, needs_root_and_qemu, parse_facts, qemu_command
 
 pytestmark = needs_root_and_qemu
 GUEST_DIR = REPO / "tests/qemu/guest"
@@ -136,6 +136,23 @@ def test_a_usb_stick_plugged_in_is_kept_out(guest_run: BootResult) -> None:
     assert int(facts["usb.stick_block_logged"]) >= 1, "the agent did not log the block"
 
 
+@pytest.mark.parametrize("adapter", ["net", "serial"])
+def test_a_usb_network_or_serial_adapter_plugged_in_is_kept_out(guest_run: BootResult, adapter: str) -> None:
+    """The child plugs in a USB network adapter (QEMU's usb-net: RNDIS/CDC Ethernet, what a
+    phone's tethering looks like) or a USB serial adapter (usb-serial, FTDI): USBGuard blocks
+    each, the agent logs it, and no network interface or serial port appears (issue 18)."""
+    facts = _facts(guest_run)
+    assert facts.get(f"usb.{adapter}_ids"), f"the {adapter} adapter never appeared on the guest's USB bus"
+    assert facts[f"usb.{adapter}_usbguard"] == "block"
+    assert facts[f"usb.{adapter}_authorized"] == "0"
+    assert int(facts[f"usb.{adapter}_block_logged"]) >= 1, "the agent did not log the block"
+    if adapter == "net":
+        assert facts["usb.net_interfaces_after"] == facts["usb.net_interfaces_before"], \
+            "a network interface appeared for the adapter"
+    else:
+        assert facts["usb.serial_ports"] == "0", "a serial port appeared for the adapter"
+
+
 def test_the_kernel_closes_memfd_exec(guest_run: BootResult) -> None:
     """bookworm's 6.1 has no vm.memfd_noexec: a program written to a memfd could be
     fexecve'd with no file on any marked mount. The image's kernel is bookworm-backports'
@@ -220,6 +237,25 @@ def test_agent_restarts_after_kill_and_sessions_are_locked(guest_run: BootResult
     assert facts["crash.new_pid_differs"] == "yes"
     assert int(facts["crash.lock_logged"]) >= 1, "ExecStopPost did not lock the sessions"
     print(f"guest: agent READY again {facts['crash.back_ready_ms']} ms after kill -9")
+
+
+def _qemu_append() -> str:
+    """The kernel command line the virt guest boots with (qemu_vm.qemu_command's -append)."""
+    command = qemu_command(Path("minormode-test.img"), Path("vmlinuz"), Path("initrd.img"))
+    return command[command.index("-append") + 1]
+
+
+def test_the_agent_reports_a_kernel_command_line_not_as_shipped(guest_run: BootResult) -> None:
+    """QEMU boots the image's kernel with a command line of its own (a serial console, no
+    quiet) instead of the boot partition's cmdline.txt: to the agent's boot check that is
+    the command line a child's card-reader edit would make, and it is reported (issue 18
+    item 3); the boot files themselves are as shipped, and are not named."""
+    facts = _facts(guest_run)
+    assert int(facts["boot.tamper_logged"]) >= 1, "the agent did not report the changed command line"
+    shipped = (REPO / "image-build/boot/cmdline.txt").read_text().split()
+    booted = set(_qemu_append().split())
+    assert facts["boot.tamper_missing"].split() == sorted(w for w in shipped if w not in booted)
+    assert facts["boot.tamper_files"] == "0", "a boot file was reported changed"
 
 
 def test_a_child_who_fills_the_disk_does_not_stop_the_agent(guest_run: BootResult) -> None:

@@ -71,6 +71,7 @@ def build_passing_root(root: Path) -> None:
     write(root, "etc/minormode/agent.conf", (REPO / "config/agent.conf").read_text())
     write(root, "etc/minormode/agent.conf.d/10-image.conf",
           (REPO / "image-build/agent.conf.d/10-image.conf").read_text())
+    write(root, "etc/fstab", (REPO / "image-build/overlay/etc/fstab").read_text())
     boot = root / "boot/firmware"
     boot.mkdir(parents=True)
     for name in ("cmdline.txt", "config.txt"):

@@ -76,6 +76,7 @@ NO_HOME_UNITS = f"{UNITS}/user@.service.d/60-minormode-no-home-units.conf"
 CHILD_RULES = "etc/polkit-1/rules.d/10-minormode-child.rules"
 USBGUARD_CONF = "etc/usbguard/usbguard-daemon.conf"
 SUDOERS_CHILD = "etc/sudoers.d/child"
+FSTAB = "etc/fstab"
 
 # (name, what breaks, the finding ids that must open, exactly)
 CASES: list[tuple[str, Breakage, set[str]]] = [
@@ -170,6 +171,22 @@ CASES: list[tuple[str, Breakage, set[str]]] = [
      {"home.environment-d:pam_env"}),
     ("environment.d read again", rm("etc/systemd/user-environment-generators/30-systemd-environment-d-generator"),
      {"home.environment-d"}),
+    ("the agent's state on the root file system (no line of its own)",
+     edit(FSTAB, "LABEL=minormode-state /var/lib/minormode", "#LABEL=minormode-state /var/lib/minormode"),
+     {"storage.state"}),
+    ("the agent's state as a bind mount of a directory on the root",
+     edit(FSTAB, "LABEL=minormode-state /var/lib/minormode ext4 defaults,",
+          "/srv/state /var/lib/minormode none bind,"), {"storage.state"}),
+    ("the agent's state on a tmpfs (lost at each boot)",
+     edit(FSTAB, "LABEL=minormode-state /var/lib/minormode ext4", "tmpfs /var/lib/minormode tmpfs"),
+     {"storage.state"}),
+    ("the state partition mounted exec-able", edit(FSTAB, "noatime,nosuid,nodev,noexec,errors", "noatime,errors"),
+     {"storage.state:options"}),
+    ("the child's home exec-able", edit(FSTAB, "/home           none   bind,noexec,nosuid,nodev",
+                                        "/home           none   bind,nosuid,nodev"), {"storage.noexec:/home"}),
+    ("a later line for /dev/shm undoes noexec", lambda root: (root / FSTAB).write_text(
+        (root / FSTAB).read_text() + "tmpfs /dev/shm tmpfs mode=1777,nosuid,nodev 0 0\n"),
+     {"storage.noexec:/dev/shm"}),
     ("no usbguard configuration", rm(USBGUARD_CONF), {"usbguard.daemon-conf"}),
     ("usbguard lets unknown devices in", edit(USBGUARD_CONF, "ImplicitPolicyTarget=block", "ImplicitPolicyTarget=allow"),
      {"usbguard.daemon-conf:ImplicitPolicyTarget"}),
