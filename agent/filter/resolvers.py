@@ -13,14 +13,18 @@ which means "this host") would send every forwarded query round the loop until i
 out. `without_self` drops those (and says so); the daemon's settings check refuses a fixed
 `--dns-upstream` that is the filter's own address the same way.
 
-Pure parts: `parse_nameservers`, `is_self`, `without_self`. The watcher only stat()s a
-file every few seconds (no inotify: a stat is cheap and keeps the agent's idle wake-ups
-well under one a second).
+Pure parts: `parse_nameservers`, `is_self`, `without_self`. `follow` is told of a change by
+inotify on the file's directory (resolved replaces the file by rename) and otherwise sleeps,
+with one look every SAFETY_INTERVAL in case a change was missed; while the directory does
+not exist yet (resolved not started) or inotify fails, it stat()s the file every
+FOLLOW_INTERVAL. An idle agent thus wakes for this once a minute, not every 5 s (issue 17:
+an idle device's agent at most one wake-up a second in all).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import os
@@ -28,11 +32,14 @@ import socket
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from agent.store.filewatch import WriteWatch
+
 Address = tuple[str, int]
 DNS_PORT = 53
 MAX_RESOLVERS = 8  # one UDP socket each in the filter; resolved itself warns beyond 3
 RESOLVED_FILE = Path("/run/systemd/resolve/resolv.conf")
-FOLLOW_INTERVAL = 5.0  # seconds between stat()s of the file
+FOLLOW_INTERVAL = 5.0  # seconds between stat()s of the file while it cannot be watched
+SAFETY_INTERVAL = 60.0  # seconds between looks while inotify watches it
 
 log = logging.getLogger("minormode.filter.resolvers")
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -178,13 +185,29 @@ class ResolverFile:
         return after if after != before else None
 
     async def follow(self, apply: Callable[[tuple[Address, ...]], None],
-                     interval: float = FOLLOW_INTERVAL) -> None:
+                     interval: float = FOLLOW_INTERVAL, safety: float = SAFETY_INTERVAL) -> None:
         """Call `apply(resolvers)` whenever they change, until cancelled."""
-        while True:
-            await asyncio.sleep(interval)
-            resolvers = self.changed()
-            if resolvers is not None:
-                apply(resolvers)
+        written = asyncio.Event()
+        watch: WriteWatch | None = None
+        try:
+            while True:
+                if watch is None and self.path.parent.is_dir():
+                    watch = WriteWatch(self.path, written.set)
+                    try:
+                        watch.start()
+                        written.set()  # a change just before the watch began: look once now
+                    except OSError as exc:
+                        self._complain(f"{exc}: looking at {self.path} every {interval:g} s instead")
+                        watch = None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(written.wait(), safety if watch is not None else interval)
+                written.clear()
+                resolvers = self.changed()
+                if resolvers is not None:
+                    apply(resolvers)
+        finally:
+            if watch is not None:
+                watch.close()
 
     def _complain(self, message: str) -> None:
         if message != self._complaint:

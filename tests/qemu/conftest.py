@@ -52,21 +52,35 @@ def guest_run(test_image: Path) -> BootResult:
     cmd = qemu_command(test_image / "minormode-test.img", test_image / "vmlinuz",
                        test_image / "initrd.img", qmp=qmp, usb_stick=stick)
 
+    refused: dict[str, str] = {}  # a device QEMU would not add: its test fails saying why
+
     def on_fact(key: str, value: str) -> None:
         if value != "now":
             return
+        try:
+            plug(key)
+        except RuntimeError as exc:
+            refused[key] = str(exc)
+
+    def plug(key: str) -> None:
         # the guest is ready for the next device: plug it in (the guest checks each is kept out)
         if key == "usb.plug_stick":
             qmp_command(qmp, "device_add", {"driver": "usb-storage", "drive": "stick",
-                                            "bus": "xhci.0", "id": "stick0"})
+                                            "bus": "xhci.0", "port": "2", "id": "stick0"})
         elif key == "usb.plug_net":  # a USB Ethernet/RNDIS adapter, a phone's tethering
             qmp_command(qmp, "device_add", {"driver": "usb-net", "netdev": "usbnet",
-                                            "bus": "xhci.0", "id": "net0"})
+                                            "bus": "xhci.0", "port": "3", "id": "net0"})
         elif key == "usb.plug_serial":  # an FTDI serial adapter
             qmp_command(qmp, "device_add", {"driver": "usb-serial", "chardev": "usbserial",
-                                            "bus": "xhci.0", "id": "serial0"})
+                                            "bus": "xhci.0", "port": "4", "id": "serial0"})
+        elif key == "usb.plug_hub":  # a hub (allowed), then a second stick behind it
+            qmp_command(qmp, "device_add", {"driver": "usb-hub", "bus": "xhci.0", "port": "5", "id": "hub0"})
+        elif key == "usb.plug_hubstick":
+            qmp_command(qmp, "device_add", {"driver": "usb-storage", "drive": "stick2",
+                                            "bus": "xhci.0", "port": "5.1", "id": "stick1"})
 
     result = boot(cmd, BOOT_TIMEOUT, on_fact=on_fact)
+    result.facts.update({f"host.refused.{key}": why for key, why in refused.items()})
     (test_image / "console.log").write_text("\n".join(result.console))
     phases = " ".join(f"{k[2:]}@{v}" for k, v in result.facts.items() if k.startswith("t."))
     print(f"QEMU virt: {result.seconds:.0f} s in all, first guest fact after "

@@ -84,7 +84,8 @@ def qemu_command(image: Path, kernel: Path, initrd: Path, machine: str = "virt",
             # a network hub port with no other port (nothing leaves the guest), a null chardev
             extra += ["-netdev", "hubport,id=usbnet,hubid=0", "-chardev", "null,id=usbserial"]
         if usb_stick is not None:
-            extra += ["-drive", f"if=none,id=stick,format=raw,readonly=on,file={usb_stick}"]
+            extra += ["-drive", f"if=none,id=stick,format=raw,readonly=on,file={usb_stick}",
+                      "-drive", f"if=none,id=stick2,format=raw,readonly=on,file={usb_stick}"]
         return [
             "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "1024",
             "-accel", "tcg,thread=multi", "-nic", "none", "-display", "none", "-monitor", "none",
@@ -94,8 +95,9 @@ def qemu_command(image: Path, kernel: Path, initrd: Path, machine: str = "virt",
                        "systemd.show_status=1" + ("" if GUEST_BENCH else " minormode.bench=0"),
             "-drive", f"file={image},format=raw,if=virtio,snapshot=on",
             # the tablet's USB host with a keyboard on it: without a USB bus usbguard-daemon
-            # exits at start (nothing to watch) and systemd restarts it in a loop
-            "-device", "qemu-xhci,id=xhci", "-device", "usb-kbd,bus=xhci.0", *extra,
+            # exits at start (nothing to watch) and systemd restarts it in a loop. 8 USB 2
+            # ports: the keyboard on 1, what the guest test plugs in later on 2-5 (conftest)
+            "-device", "qemu-xhci,id=xhci,p2=8", "-device", "usb-kbd,bus=xhci.0,port=1", *extra,
         ]
     if machine == "raspi3b":
         dtb = image.parent / "bcm2837-rpi-3-b.dtb"

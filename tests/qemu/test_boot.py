@@ -136,21 +136,29 @@ def test_a_usb_stick_plugged_in_is_kept_out(guest_run: BootResult) -> None:
     assert int(facts["usb.stick_block_logged"]) >= 1, "the agent did not log the block"
 
 
-@pytest.mark.parametrize("adapter", ["net", "serial"])
-def test_a_usb_network_or_serial_adapter_plugged_in_is_kept_out(guest_run: BootResult, adapter: str) -> None:
+@pytest.mark.parametrize("device", ["net", "serial", "hubstick"])
+def test_a_usb_adapter_or_a_stick_behind_a_hub_is_kept_out(guest_run: BootResult, device: str) -> None:
     """The child plugs in a USB network adapter (QEMU's usb-net: RNDIS/CDC Ethernet, what a
-    phone's tethering looks like) or a USB serial adapter (usb-serial, FTDI): USBGuard blocks
-    each, the agent logs it, and no network interface or serial port appears (issue 18)."""
+    phone's tethering looks like), a USB serial adapter (usb-serial, FTDI), or a hub (let in:
+    the baseline allows hubs) with a second stick behind it: USBGuard blocks each of the
+    three, the agent logs it, and no network interface, serial port or disk appears."""
     facts = _facts(guest_run)
-    assert facts.get(f"usb.{adapter}_ids"), f"the {adapter} adapter never appeared on the guest's USB bus"
-    assert facts[f"usb.{adapter}_usbguard"] == "block"
-    assert facts[f"usb.{adapter}_authorized"] == "0"
-    assert int(facts[f"usb.{adapter}_block_logged"]) >= 1, "the agent did not log the block"
-    if adapter == "net":
+    refused = {k: v for k, v in facts.items() if k.startswith("host.refused.")}
+    assert facts.get(f"usb.{device}_ids"), f"the {device} device never appeared on the guest's USB bus {refused}"
+    assert facts[f"usb.{device}_authorized"] == "0"
+    assert int(facts[f"usb.{device}_block_logged"]) >= 1, "the agent did not log the block"
+    if device == "net":
+        assert facts["usb.net_usbguard"] == "block"
         assert facts["usb.net_interfaces_after"] == facts["usb.net_interfaces_before"], \
             "a network interface appeared for the adapter"
-    else:
+    elif device == "serial":
+        assert facts["usb.serial_usbguard"] == "block"
         assert facts["usb.serial_ports"] == "0", "a serial port appeared for the adapter"
+    else:
+        assert facts["usb.hub_authorized"] == "1", "the hub was not let in: the stick behind it proves nothing"
+        assert facts["usb.hubstick_behind_hub"] == "yes"
+        assert facts["usb.hubstick_ids"] == "46f4:0001"
+        assert facts["usb.hubstick_disks"] == "0", "a disk driver was bound to the stick behind the hub"
 
 
 def test_the_kernel_closes_memfd_exec(guest_run: BootResult) -> None:

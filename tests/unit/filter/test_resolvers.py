@@ -146,6 +146,58 @@ def test_a_vanished_or_unreadable_file_keeps_the_last_resolvers(
     assert watch.changed() is None and watch.resolvers == (("10.1.1.1", 53),)
 
 
+def test_follow_is_woken_by_the_change_not_by_a_timer(tmp_path: Path) -> None:
+    """With inotify on the directory, a replaced file is seen at once although neither the
+    safety look (an hour here) nor the fallback interval would come in the test's time; a
+    write to another file there wakes it, finds nothing new and calls nothing."""
+    path = tmp_path / "resolv.conf"
+    path.write_text("nameserver 10.1.1.1\n")
+    watch = ResolverFile(path, LISTEN, local)
+    watch.read()
+    seen: list[tuple[tuple[str, int], ...]] = []
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(watch.follow(seen.append, interval=3600, safety=3600))
+        await asyncio.sleep(0)  # the watch is on before the change
+        (tmp_path / "other").write_text("x")
+        replace(path, "nameserver 10.2.2.2\n")
+        for _ in range(500):  # bounded wait for the inotify event
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    assert seen == [(("10.2.2.2", 53),)]
+
+
+def test_follow_waits_for_the_directory_then_watches_it(tmp_path: Path) -> None:
+    """resolved's directory may appear after the agent starts: until then the file is looked
+    at every `interval`; once there, the change is followed."""
+    path = tmp_path / "resolve" / "resolv.conf"
+    watch = ResolverFile(path, LISTEN, local)
+    watch.read()
+    seen: list[tuple[tuple[str, int], ...]] = []
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(watch.follow(seen.append, interval=0.01, safety=3600))
+        await asyncio.sleep(0.05)
+        path.parent.mkdir()
+        replace(path, "nameserver 10.3.3.3\n")
+        for _ in range(500):
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    assert seen == [(("10.3.3.3", 53),)]
+
+
 def test_follow_calls_back_on_change_only(tmp_path: Path) -> None:
     path = tmp_path / "resolv.conf"
     path.write_text("nameserver 10.1.1.1\n")
