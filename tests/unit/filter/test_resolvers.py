@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -146,22 +147,21 @@ def test_a_vanished_or_unreadable_file_keeps_the_last_resolvers(
     assert watch.changed() is None and watch.resolvers == (("10.1.1.1", 53),)
 
 
-def test_follow_is_woken_by_the_change_not_by_a_timer(tmp_path: Path) -> None:
-    """With inotify on the directory, a replaced file is seen at once although neither the
-    safety look (an hour here) nor the fallback interval would come in the test's time; a
-    write to another file there wakes it, finds nothing new and calls nothing."""
-    path = tmp_path / "resolv.conf"
-    path.write_text("nameserver 10.1.1.1\n")
-    watch = ResolverFile(path, LISTEN, local)
-    watch.read()
-    seen: list[tuple[tuple[str, int], ...]] = []
+Seen = list[tuple[tuple[str, int], ...]]
+
+
+def follow_until_seen(watch: ResolverFile, change: Callable[[], object], *, at_once: bool = False,
+                      **timing: float) -> Seen:
+    """Run `watch.follow`, make `change` (once the follower waits, or `at_once`: before it
+    ran at all), wait (bounded) for a callback, stop it; every callback's resolvers."""
+    seen: Seen = []
 
     async def scenario() -> None:
-        task = asyncio.ensure_future(watch.follow(seen.append, interval=3600, safety=3600))
-        await asyncio.sleep(0)  # the watch is on before the change
-        (tmp_path / "other").write_text("x")
-        replace(path, "nameserver 10.2.2.2\n")
-        for _ in range(500):  # bounded wait for the inotify event
+        task = asyncio.ensure_future(watch.follow(seen.append, **timing))
+        if not at_once:
+            await asyncio.sleep(0)  # the follower runs up to its first wait
+        change()
+        for _ in range(500):  # bounded wait for the follower to see it
             if seen:
                 break
             await asyncio.sleep(0.01)
@@ -170,7 +170,23 @@ def test_follow_is_woken_by_the_change_not_by_a_timer(tmp_path: Path) -> None:
             await task
 
     asyncio.run(scenario())
-    assert seen == [(("10.2.2.2", 53),)]
+    return seen
+
+
+def test_follow_is_woken_by_the_change_not_by_a_timer(tmp_path: Path) -> None:
+    """With inotify on the directory, a replaced file is seen at once although neither the
+    safety look nor the fallback interval (an hour each here) comes in the test's time; a
+    write to another file there wakes it, finds nothing new and calls nothing."""
+    path = tmp_path / "resolv.conf"
+    path.write_text("nameserver 10.1.1.1\n")
+    watch = ResolverFile(path, LISTEN, local)
+    watch.read()
+
+    def change() -> None:
+        (tmp_path / "other").write_text("x")
+        replace(path, "nameserver 10.2.2.2\n")
+
+    assert follow_until_seen(watch, change, interval=3600, safety=3600) == [(("10.2.2.2", 53),)]
 
 
 def test_follow_waits_for_the_directory_then_watches_it(tmp_path: Path) -> None:
@@ -179,42 +195,21 @@ def test_follow_waits_for_the_directory_then_watches_it(tmp_path: Path) -> None:
     path = tmp_path / "resolve" / "resolv.conf"
     watch = ResolverFile(path, LISTEN, local)
     watch.read()
-    seen: list[tuple[tuple[str, int], ...]] = []
 
-    async def scenario() -> None:
-        task = asyncio.ensure_future(watch.follow(seen.append, interval=0.01, safety=3600))
-        await asyncio.sleep(0.05)
+    def change() -> None:
         path.parent.mkdir()
         replace(path, "nameserver 10.3.3.3\n")
-        for _ in range(500):
-            if seen:
-                break
-            await asyncio.sleep(0.01)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
 
-    asyncio.run(scenario())
-    assert seen == [(("10.3.3.3", 53),)]
+    assert follow_until_seen(watch, change, interval=0.01, safety=3600) == [(("10.3.3.3", 53),)]
 
 
-def test_follow_calls_back_on_change_only(tmp_path: Path) -> None:
+def test_follow_sees_a_change_made_before_its_watch_began(tmp_path: Path) -> None:
+    """The file replaced between the last read and the watch's start is not missed until the
+    safety look (an hour here): the follower looks once as soon as it watches."""
     path = tmp_path / "resolv.conf"
     path.write_text("nameserver 10.1.1.1\n")
     watch = ResolverFile(path, LISTEN, local)
     watch.read()
-    seen: list[tuple[tuple[str, int], ...]] = []
-
-    async def scenario() -> None:
-        task = asyncio.ensure_future(watch.follow(seen.append, interval=0.01))
-        replace(path, "nameserver 10.2.2.2\n")
-        for _ in range(500):  # bounded wait for the watcher's next look
-            if seen:
-                break
-            await asyncio.sleep(0.01)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    asyncio.run(scenario())
+    seen = follow_until_seen(watch, lambda: replace(path, "nameserver 10.2.2.2\n"), at_once=True,
+                             interval=3600, safety=3600)
     assert seen == [(("10.2.2.2", 53),)]
