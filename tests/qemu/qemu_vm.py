@@ -81,8 +81,10 @@ def qemu_command(image: Path, kernel: Path, initrd: Path, machine: str = "virt",
     if machine == "virt":
         extra = ["-qmp", f"unix:{qmp},server=on,wait=off"] if qmp is not None else []
         if qmp is not None:  # backends for the USB network and serial adapters plugged over QMP:
-            # a network hub port with no other port (nothing leaves the guest), a null chardev
-            extra += ["-netdev", "hubport,id=usbnet,hubid=0", "-chardev", "null,id=usbserial"]
+            # a network hub port with no other port (nothing leaves the guest); a chardev that
+            # is open (usb-serial attaches only once its chardev opens, which `null` never does)
+            extra += ["-netdev", "hubport,id=usbnet,hubid=0",
+                      "-chardev", "file,id=usbserial,path=/dev/null"]
         if usb_stick is not None:
             extra += ["-drive", f"if=none,id=stick,format=raw,readonly=on,file={usb_stick}",
                       "-drive", f"if=none,id=stick2,format=raw,readonly=on,file={usb_stick}"]
