@@ -11,9 +11,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import logging
 import os
 import struct
 from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
 
 # fanotify_init flags
 FAN_CLOEXEC = 0x00000001
@@ -120,10 +123,20 @@ def parse_events(buf: bytes) -> list[FanEvent]:
 
 
 def read_events(fan_fd: int, bufsize: int = 4096) -> list[FanEvent]:
-    """One read(2): a batch of events, or [] if the non-blocking fd has none."""
+    """One read(2): a batch of events, or [] if the non-blocking fd has none.
+
+    A read fails when the kernel cannot open the first event's file for the reader (a
+    FUSE mount without allow_other refuses even root, EACCES); the kernel has then
+    answered that permission event FAN_DENY itself. That is logged and read as no events,
+    so one unopenable file cannot crash the gate into an outage."""
     try:
         buf = os.read(fan_fd, bufsize)
     except BlockingIOError:
+        return []
+    except OSError as exc:
+        if exc.errno in (errno.EBADF, errno.EINVAL, errno.EFAULT):  # the group itself
+            raise
+        log.warning("fanotify: an event's file could not be opened (%s); the kernel denied it", exc)
         return []
     return parse_events(buf)
 

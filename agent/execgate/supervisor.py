@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from agent.execgate import fanotify, inflight
 from agent.execgate.inflight import InFlightLedger
-from agent.execgate.loop import Blocked, Bridge, create_group, uid_of
+from agent.execgate.loop import EXEC_EVENTS, Blocked, Bridge, create_group, uid_of
 from agent.execgate.messages import (
     BlockedReport,
     MessageError,
@@ -38,6 +38,7 @@ from agent.execgate.messages import (
     decode_from_gate,
     encode,
 )
+from agent.execgate.mounts import MountFollower
 from agent.execgate.table import GateTable
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,7 @@ class GateSupervisor:
         ping_interval: float = 1.0,
         ping_timeout: float = 5.0,
         max_failures: int = 3,
+        follow_mounts: bool = True,
         python: str = sys.executable,
         gate_args: Sequence[str] = (),
     ) -> None:
@@ -145,6 +147,8 @@ class GateSupervisor:
         self._last_pong = time.monotonic()
         self._ping_seq = 0
         self._threads: list[threading.Thread] = []
+        # every file system under the marks, also those mounted later (mounts.py)
+        self.mounts = MountFollower(self.marks, self._mark_path) if follow_mounts else None
 
     @property
     def pid(self) -> int | None:
@@ -154,8 +158,12 @@ class GateSupervisor:
         self._ledger_fd = inflight.create()
         self._ledger = InFlightLedger(self._ledger_fd)
         self._fan_fd = create_group(self.marks, self.mark_kind)
+        if self.mounts is not None:
+            self.mounts.start()
         self._spawn(self.gate_args)
         if not self._ready.wait(self.ready_timeout):
+            if self.mounts is not None:
+                self.mounts.stop()
             self._kill()
             if self._proc is not None:
                 self._proc.wait()
@@ -193,6 +201,8 @@ class GateSupervisor:
             self._recover_in_flight()
         for t in self._threads:
             t.join(timeout=10)
+        if self.mounts is not None:
+            self.mounts.stop()
         self._release()
         if self._ledger is not None and self._ledger_fd is not None:
             self._ledger.close()
@@ -204,6 +214,8 @@ class GateSupervisor:
     def _spawn(self, extra: Sequence[str] = ()) -> None:
         if self._fan_fd is None:  # released after repeated failures: a fresh group
             self._fan_fd = create_group(self.marks, self.mark_kind)
+            if self.mounts is not None:
+                self.mounts.remark()
         assert self._ledger_fd is not None
         args = [self.python, "-m", "agent.execgate.gate", "--fan-fd", str(self._fan_fd)]
         args += ["--ledger-fd", str(self._ledger_fd), *extra]
@@ -284,9 +296,17 @@ class GateSupervisor:
                 log.warning("exec gate: allowed an unrecorded in-flight event (fd %d)", event_fd)
 
     def _release(self) -> None:
-        if self._fan_fd is not None:
-            os.close(self._fan_fd)
-            self._fan_fd = None
+        with self._lock:
+            if self._fan_fd is not None:
+                os.close(self._fan_fd)
+                self._fan_fd = None
+
+    def _mark_path(self, path: str) -> None:
+        """Mark one more file system (or mount) in the group; nothing while it is released
+        (the next group marks everything again)."""
+        with self._lock:
+            if self._fan_fd is not None:
+                fanotify.mark(self._fan_fd, fanotify.FAN_MARK_ADD | self.mark_kind, EXEC_EVENTS, path)
 
     def _watch(self) -> None:
         while not self._stopping.is_set():

@@ -115,11 +115,12 @@ except PermissionError:
 
 
 def test_a_dynamic_program_on_a_file_system_the_gate_does_not_mark_gets_no_loader(env: LoaderEnv) -> None:
-    """A file system mounted after the gate started (the child's tmpfs in a user
-    namespace, a FUSE mount) is never marked, so its programs raise no event; but a
-    dynamic one needs the loader, whose open is the gate's, with no program notification
-    before it: refused. A static program there still runs: that residual is closed by
-    keeping the child from mounting (README.md, "Late mounts and memfd")."""
+    """A file system the gate does not mark (here one outside its marks; on the device a
+    tmpfs in a user namespace the child made, which the gate's mount namespace never
+    sees: mounts in its own namespace are marked, test_late_mounts.py) raises no event;
+    but a dynamic program there needs the loader, whose open is the gate's, with no
+    program notification before it: refused. A static program there still runs: that
+    residual is closed by keeping the child from mounting (README.md, "Late mounts and memfd")."""
     with gatekit.private_tmpfs() as late:
         dynamic = gatekit.make_dynamic(late / "game", env.loader, tag="late")
         static = gatekit.make_binary(late / "static", source=STATIC)

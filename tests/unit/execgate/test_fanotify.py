@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -33,3 +35,16 @@ def test_wrong_metadata_version_is_an_error() -> None:
 
 def test_metadata_matches_the_kernel_header_size() -> None:
     assert fanotify.METADATA_LEN == 24
+
+
+def test_a_read_the_kernel_fails_for_one_event_is_no_events_but_a_bad_group_still_raises(tmp_path: Path) -> None:
+    """read(2) of a group fails when the kernel cannot open the event's file (it answers
+    that event FAN_DENY itself): the gate reads on. A directory fd stands for such a read
+    (EISDIR, from the same read path); a closed fd is the group gone, which must raise."""
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        assert fanotify.read_events(fd) == []
+    finally:
+        os.close(fd)
+    with pytest.raises(OSError):
+        fanotify.read_events(fd)  # EBADF
