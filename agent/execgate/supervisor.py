@@ -45,6 +45,14 @@ log = logging.getLogger(__name__)
 SWEEP_FDS = 1024  # event fd numbers a dead gate may have held (its fd table's low end)
 
 
+def _poll_once(fds: Sequence[int], timeout_ms: int | None) -> list[tuple[int, int]]:
+    """poll(2) for input on `fds`; [] on timeout."""
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    return poller.poll(timeout_ms)
+
+
 class _LineReader:
     """Lines from the gate's stdout with a timeout (a buffered readline cannot time out)."""
 
@@ -114,10 +122,12 @@ class GateSupervisor:
         on_blocked: Callable[[Blocked], None] | None = None,
         on_outage: Callable[[GateOutage], None] | None = None,
         *,
+        on_activity: Callable[[], None] | None = None,
         mark_mount: bool = False,
         ready_timeout: float = 30.0,
         ping_interval: float = 1.0,
         ping_timeout: float = 5.0,
+        idle_check: float = 60.0,
         max_failures: int = 3,
         follow_mounts: bool = True,
         python: str = sys.executable,
@@ -127,10 +137,12 @@ class GateSupervisor:
         self.table = table
         self.on_blocked = on_blocked
         self.on_outage = on_outage
+        self.on_activity = on_activity  # execs happened (the app tracker looks then)
         self.mark_kind = fanotify.FAN_MARK_MOUNT if mark_mount else fanotify.FAN_MARK_FILESYSTEM
         self.ready_timeout = ready_timeout
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
+        self.idle_check = idle_check
         self.max_failures = max_failures
         self.python = python
         self.gate_args = list(gate_args)  # extra arguments for the first gate (tests)
@@ -144,8 +156,10 @@ class GateSupervisor:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._ready = threading.Event()
-        self._last_pong = time.monotonic()
         self._ping_seq = 0
+        self._pong_seq = 0
+        self._pong = threading.Condition()
+        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC)  # stop() wakes the watchdog
         self._threads: list[threading.Thread] = []
         # every file system under the marks, also those mounted later (mounts.py)
         self.mounts = MountFollower(self.marks, self._mark_path) if follow_mounts else None
@@ -187,6 +201,10 @@ class GateSupervisor:
         """Stop the gate (it answers what it has read), then close the group: from here
         on the kernel allows every exec (stopping the agent stops enforcement)."""
         self._stopping.set()
+        with contextlib.suppress(OSError):  # a second stop() finds the pipe closed
+            os.write(self._wake_w, b"x")
+        with self._pong:
+            self._pong.notify_all()
         with self._lock:
             proc = self._proc
             if proc and proc.stdin:
@@ -204,6 +222,10 @@ class GateSupervisor:
         if self.mounts is not None:
             self.mounts.stop()
         self._release()
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
         if self._ledger is not None and self._ledger_fd is not None:
             self._ledger.close()
             os.close(self._ledger_fd)
@@ -255,11 +277,12 @@ class GateSupervisor:
             log.error("exec gate: unreadable report %r", line[:200])
             return False
         if isinstance(message, Ready):
-            self._last_pong = time.monotonic()
             self._ready.set()
             return True
         if isinstance(message, Pong):
-            self._last_pong = time.monotonic()
+            with self._pong:
+                self._pong_seq = max(self._pong_seq, message.seq)
+                self._pong.notify_all()
         elif isinstance(message, BlockedReport) and self.on_blocked is not None:
             self.on_blocked(message.blocked)
         return False
@@ -353,17 +376,60 @@ class GateSupervisor:
             self.on_outage(GateOutage(False, end, cause, end - began, fail_open))
 
     def _watchdog(self) -> None:
-        while not self._stopping.wait(self.ping_interval):
-            if not self._ready.is_set():
+        """Ping the gate only while it has work, and kill it if it does not answer.
+
+        A hung gate harms only an exec waiting on it, so the watchdog sleeps in poll() on
+        the group itself until an event is queued (the gate wakes for it too) and pings
+        then, once per `ping_interval` at most while events keep coming or the in-flight
+        ledger holds some; a gate that does not pong within `ping_timeout` is killed. An
+        idle tablet's supervisor does not wake at all (it pinged every second), but for a
+        look every `idle_check` seconds: a gate that read an event an instant before the
+        watchdog went to sleep and then hung is found by it. Each wake-up, and the end of
+        each `ping_interval` that followed one, is also `on_activity()`: the app tracker
+        looks at the running processes then instead of every two seconds."""
+        while not self._stopping.is_set():
+            fan_fd = self._fan_fd
+            if not self._ready.is_set() or fan_fd is None:
+                self._stopping.wait(self.ping_interval)
                 continue
-            if time.monotonic() - self._last_pong > self.ping_timeout:
+            if not self._busy(fan_fd):
+                self._sleep_until_work(fan_fd)
+                if self._stopping.is_set():
+                    return
+                if not self._ready.is_set():
+                    continue
+            self._activity()
+            proc = self._proc
+            if not self._ping_answered():
+                if self._stopping.is_set() or proc is not self._proc or not self._ready.is_set():
+                    continue  # stopped, or the gate died and was restarted meanwhile
                 log.error("exec gate: no answer for %.1f s; killing it", self.ping_timeout)
-                self._last_pong = time.monotonic()
                 self._kill()
                 continue
-            with self._lock:
-                self._ping_seq += 1
-                self._send(Ping(self._ping_seq))
+            self._stopping.wait(self.ping_interval)
+            self._activity()  # execs the gate drained while this thread waited
+
+    def _activity(self) -> None:
+        if self.on_activity is not None and not self._stopping.is_set():
+            self.on_activity()
+
+    def _busy(self, fan_fd: int) -> bool:
+        """Events queued for the gate, or read and not yet answered."""
+        queued = bool(_poll_once([fan_fd], 0))
+        return queued or bool(self._ledger is not None and self._ledger.entries())
+
+    def _sleep_until_work(self, fan_fd: int) -> None:
+        with contextlib.suppress(OSError):
+            _poll_once([fan_fd, self._wake_r], int(self.idle_check * 1000))
+
+    def _ping_answered(self) -> bool:
+        with self._lock:
+            self._ping_seq += 1
+            seq = self._ping_seq
+            self._send(Ping(seq))
+        with self._pong:
+            return self._pong.wait_for(lambda: self._pong_seq >= seq or self._stopping.is_set(),
+                                       self.ping_timeout)
 
     def _kill(self) -> None:
         proc = self._proc

@@ -6,6 +6,12 @@ the device. Whether the panel is lit is different: to use the tablet the child n
 A display is on when a connected DRM connector is enabled with DPMS "On" and, if the device
 has a backlight, a backlight is powered (bl_power 0) with brightness above 0. Sysfs
 attributes do not notify, so they are polled; `on_change` is called on every change.
+
+Every 5 s, as often as the agent's tick (it was 2 s, the idle agent's largest waker, with
+issue 17's goal of one wake-up a second): a change of the panel is seen within 5 s, so
+at most 5 s are counted wrongly each time it goes dark or lights up (turning it off and
+on to gain time wins 5 s a toggle at most, and the lock grace still runs), against
+budgets counted in minutes.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ log = logging.getLogger("minormode.display")
 
 DRM = Path("/sys/class/drm")
 BACKLIGHT = Path("/sys/class/backlight")
-POLL_SECONDS = 2.0
+POLL_SECONDS = 5.0
 
 
 def _read(path: Path) -> str | None:

@@ -73,8 +73,10 @@ async def test_app_guard_blocks_reports_once_stops_and_survives_a_gate_kill() ->
 
             started: list[tuple[str, frozenset[str]]] = []
             stopped: list[str] = []
+            # the safety look an hour away: the start is seen through the execs the gate
+            # saw, the end through the process's pidfd
             tracking = asyncio.ensure_future(
-                guard.run_tracking(lambda a, c: started.append((a, c)), stopped.append, 0.02)
+                guard.run_tracking(lambda a, c: started.append((a, c)), stopped.append, 0.02, safety=3600)
             )
             chess_proc = subprocess.Popen(
                 [str(chess), "600"],
