@@ -46,9 +46,12 @@ def _clock_source(config: DaemonConfig) -> ClockSource:
     return SystemClock()
 
 
-def _reload(agent: Agent) -> tuple[bool, str, int]:
-    """SIGHUP: the policy file again; the version in force afterwards, whichever it is."""
+def _reload(agent: Agent, services: Services) -> tuple[bool, str, int]:
+    """SIGHUP: the policy file and the compiled lists again (`lists install` and `lists
+    compile` end with a reload); the policy version in force afterwards, whichever it is."""
     result = agent.load_policy()
+    if services.network is not None:
+        services.network.reload_lists()
     return result.ok, result.message, agent.policy.version
 
 
@@ -58,7 +61,7 @@ async def _serve(agent: Agent, services: Services) -> None:
     agent.subscribe(notifier.decided)
     loop.add_signal_handler(signal.SIGTERM, agent.stop)
     loop.add_signal_handler(signal.SIGINT, agent.stop)
-    loop.add_signal_handler(signal.SIGHUP, notifier.reload, lambda: _reload(agent))
+    loop.add_signal_handler(signal.SIGHUP, notifier.reload, lambda: _reload(agent, services))
     try:
         await services.start()
         await agent.run()

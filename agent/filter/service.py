@@ -77,6 +77,13 @@ class NetworkFilter:
             self._filter.stop()
             raise
 
+    def reload_lists(self) -> None:
+        """The compiled lists were replaced on disk (a bundle installed, a compile): a fresh
+        matcher for the same profile opens them (the old mappings stay valid for lookups
+        holding them). Without this they came into force only at the next profile change."""
+        if self._filter is not None:
+            self._filter.set_profile(self._filter.profile, self._filter.version)
+
     def update(self, profile: FilterProfile, version: int) -> None:
         if self._filter is None or self._learner is None:
             raise RuntimeError("NetworkFilter.update before start")

@@ -159,8 +159,10 @@ def test_lists_info(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     text, data = both(capsys, "lists", "info", "--out", str(out))
     rows = {r["list"]: r for r in data}
     assert rows["video"]["state"] == "ok" and rows["video"]["names"] == 2
-    assert len(data) == len(text.splitlines())
-    for line in text.splitlines():
+    *lines, bundle = text.splitlines()
+    assert len(data) == len(lines)
+    assert bundle == "bundle: none (compiled from local sources)"
+    for line in lines:
         row = rows[line.split()[0]]
         assert (f"{row['names']:,} names" if row["state"] == "ok" else row["state"]) in line
     (out / "video.mmdl").write_bytes(b"garbage")
