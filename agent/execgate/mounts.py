@@ -3,7 +3,8 @@
 Why: `create_group` marks the configured paths' file systems at start, and a fanotify
 mark belongs to one superblock (or one mount). Other file systems under "/" were never
 marked: /run (a tmpfs; Debian's /run/lock is writable by every user), logind's
-/run/user/UID (mounted at each login, nosuid and nodev but not noexec), a stick udisks
+/run/user/UID (mounted at each login, nosuid and nodev; a drop-in remounts it noexec
+a moment later, where the package is installed), a stick udisks
 mounts under /media, a FUSE mount made through the set-uid fusermount. A static program
 there ran for the child without any event (a dynamic one was already refused: its
 loader's open on "/" is the gate's, with no program open before it).

@@ -204,15 +204,19 @@ def test_the_child_cannot_get_around_the_gate_with_the_loader_unshare_or_python(
 @pytest.mark.parametrize("case", ["late_tmpfs", "runtime_dir"])
 def test_a_file_system_mounted_after_the_agent_started_is_judged_in_the_guest(guest_run: BootResult, case: str) -> None:
     """Issue 16: a tmpfs root mounts after the agent started, and the child's
-    /run/user/1000 (logind mounts it at login, exec-able): the agent marks each when it
-    appears, so a static program there (no loader step to refuse) is refused to the child.
-    Root runs the same file: the mount is exec-able and the refusal is the gate's."""
+    /run/user/1000 (logind mounts it at login; the package's drop-in makes it noexec, which
+    the guest lifts for this case): the agent marks each when it appears, so a static
+    program there (no loader step to refuse) is refused to the child. Root runs the same
+    file: the mount is exec-able and the refusal is the gate's."""
     facts = _facts(guest_run)
     if facts["execgate.enabled"] == "0":
         pytest.skip("the image ships with the exec gate off")
     assert facts[f"execgate.{case}_marked"] == "yes", "the agent never said it marked the mount"
     assert facts[f"execgate.{case}_root_status"] == "0", "the static program does not run from there at all"
     assert facts[f"execgate.{case}_child_status"] != "0", "the child ran a static program from a late mount"
+    if case == "runtime_dir":  # the first lock, which the guest lifts for the case above
+        assert "noexec" in facts["execgate.runtime_dir_options"].split(","), \
+            "the child's runtime dir is exec-able (systemd/user-runtime-dir@.service.d/noexec.conf)"
 
 
 def test_dns_filter_and_nft_table_in_the_guest(guest_run: BootResult) -> None:
