@@ -118,6 +118,12 @@ class AppGuard:
         if self._access is not None:
             await self._push(self._access)
 
+    def allowed_domains(self, access: AppAccess) -> frozenset[str]:
+        """The names the apps that may run under `access` declare they need
+        (`X-Minormode-Domains`): the network filter resolves them in every mode."""
+        return frozenset(d for app in self.apps.values() if access.verdict(app.app_id, app.categories).allowed
+                         for d in app.domains)
+
     # -- decisions
 
     async def apply(self, access: AppAccess) -> dict[str, StopResult]:

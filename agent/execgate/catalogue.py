@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent.filter.names import normalize_domain
+
 DEFAULT_DIRS: tuple[str, ...] = (
     "/usr/share/applications",
     "/usr/local/share/applications",
@@ -40,6 +42,7 @@ class DesktopEntry:
     categories: frozenset[str]
     no_display: bool
     flatpak_id: str | None
+    domains: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class AppInfo:
     needed_by_session: bool = False
     interpreters: tuple[str, ...] = ()  # `#!` interpreters its scripts need (resolved)
     tree_files: tuple[str, ...] = ()  # executables under `prefixes`, judged by inode
+    domains: tuple[str, ...] = ()  # X-Minormode-Domains: names it needs to resolve (normalised)
 
 
 def app_id_from_filename(filename: str) -> str:
@@ -133,7 +137,29 @@ def parse_desktop(text: str, filename: str) -> DesktopEntry | None:
         categories=frozenset(c for c in fields.get("Categories", "").split(";") if c),
         no_display=fields.get("NoDisplay") == "true",
         flatpak_id=flatpak_id,
+        domains=parse_domains(fields.get(DOMAINS_KEY, ""), filename),
     )
+
+
+DOMAINS_KEY = "X-Minormode-Domains"
+MAX_DOMAINS = 64
+
+
+def parse_domains(value: str, where: str) -> tuple[str, ...]:
+    """`X-Minormode-Domains=turn.calls.example;stun.calls.example;`: the names an app needs
+    to resolve even in allowlist-only mode (a calls or emergency app's servers), added to
+    the filter's allowed domains while the app may run. Only root-owned desktop files are
+    catalogued (system and Flatpak exports), so the child cannot declare any."""
+    names = [d.strip() for d in value.split(";") if d.strip()]
+    if len(names) > MAX_DOMAINS:
+        raise DesktopFileError(f"{where}: {DOMAINS_KEY}: {len(names)} names, at most {MAX_DOMAINS}")
+    out = []
+    for name in names:
+        try:
+            out.append(normalize_domain(name))
+        except ValueError as exc:
+            raise DesktopFileError(f"{where}: {DOMAINS_KEY}: {name!r}: {exc}") from None
+    return tuple(dict.fromkeys(out))
 
 
 def sha256_file(path: str, size_cap: int = HASH_SIZE_CAP) -> str | None:
@@ -251,6 +277,7 @@ def app_from_entry(
         needed_by_session=entry.app_id in session_apps,
         interpreters=interpreters,
         tree_files=tree_files,
+        domains=entry.domains,
     )
 
 

@@ -32,6 +32,18 @@ from agent.filter.server import DnsFilter, FilterSettings
 from agent.store.events import EventSink
 
 
+def with_app_domains(profile: FilterProfile, domains: frozenset[str]) -> FilterProfile:
+    """The profile with the domains the apps allowed now declare (`X-Minormode-Domains`)
+    added to its allowed domains, so an emergency or calls app keeps its servers in
+    allowlist-only mode (curfew, school). The guardian's own block wins: a declared domain
+    that is, or is under, one of the profile's blocked domains is left out."""
+    def blocked(name: str) -> bool:
+        return any(name == b or name.endswith("." + b) for b in profile.block_domains)
+
+    extra = frozenset(d for d in domains if not blocked(d)) - profile.allow_domains
+    return replace(profile, allow_domains=profile.allow_domains | extra) if extra else profile
+
+
 class NetworkFilter:
     def __init__(
         self,
@@ -57,12 +69,16 @@ class NetworkFilter:
         self._allowlist_only = False
         self._fixed: frozenset[str] = frozenset()
         self._epoch = self.nft_settings.epoch
+        self.app_domains: frozenset[str] = frozenset()  # set_app_domains
+        self._decided: tuple[FilterProfile, int] | None = None  # the Decision's, as given
 
     @property
     def dns(self) -> DnsFilter | None:
         return self._filter
 
     def start(self, profile: FilterProfile, version: int) -> None:
+        self._decided = (profile, version)
+        profile = with_app_domains(profile, self.app_domains)
         self._learner = nft.NftSetLearner(nft.Nft())
         self._filter = DnsFilter(
             self.settings, profile, version, clock=self.clock, events=self.events,
@@ -84,9 +100,20 @@ class NetworkFilter:
         if self._filter is not None:
             self._filter.set_profile(self._filter.profile, self._filter.version)
 
+    def set_app_domains(self, domains: frozenset[str]) -> None:
+        """The domains the apps that may run now need (the exec gate's catalogue under the
+        Decision's app access); applied at once to the profile in force."""
+        if domains == self.app_domains:
+            return
+        self.app_domains = domains
+        if self._filter is not None and self._decided is not None:
+            self.update(*self._decided)
+
     def update(self, profile: FilterProfile, version: int) -> None:
         if self._filter is None or self._learner is None:
             raise RuntimeError("NetworkFilter.update before start")
+        self._decided = (profile, version)
+        profile = with_app_domains(profile, self.app_domains)
         if version != self._filter.version or profile != self._filter_profile():
             self._filter.set_profile(profile, version)
         if profile.allowlist_only and not self._allowlist_only:

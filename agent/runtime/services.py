@@ -19,6 +19,7 @@ from agent.api.callers import ExeMapIdentifier
 from agent.api.guardian_service import guardian_object
 from agent.api.payments import PaymentsService
 from agent.bus.background import BackgroundTasks
+from agent.core.decision import Decision
 from agent.core.guardian_code import parse_secret
 from agent.execgate.appguard import AppGuard, AppGuardConfig
 from agent.execgate.catalogue import DEFAULT_DIRS, apps_by_executable
@@ -111,6 +112,8 @@ class Services:
             self._tracking_task = asyncio.ensure_future(
                 self.guard.run_tracking(agent.app_started, agent.app_stopped))
             self._appwatch_task = asyncio.ensure_future(self._watch_installs(self.guard).run())
+            if agent.decision is not None:
+                self._filter_decision(agent.decision)  # the catalogue's domains, now known
         if bus_address != "none":
             self.payments = PaymentsService(
                 ledger=self.ledger, policy=lambda: agent.policy,
@@ -175,7 +178,7 @@ class Services:
                                 clock=self.clock)
         decision = agent.decision or agent.tick()
         network.start(decision.filter, decision.policy_version)
-        agent.subscribe(lambda d, _prev: network.update(d.filter, d.policy_version))
+        agent.subscribe(lambda d, _prev: self._filter_decision(d))
         if resolvers is not None:
             self._resolvers_task = asyncio.ensure_future(resolvers.follow(network.set_upstreams))
         return network
@@ -208,6 +211,15 @@ class Services:
         agent.subscribe(guard.on_decision)
         return guard
 
+    def _filter_decision(self, decision: Decision) -> None:
+        """The network filter follows the Decision, with the domains the apps allowed now
+        declare (a calls or emergency app's servers resolve in allowlist-only mode too)."""
+        if self.network is None:
+            return
+        if self.guard is not None:
+            self.network.app_domains = self.guard.allowed_domains(decision.apps)
+        self.network.update(decision.filter, decision.policy_version)
+
     def _callers(self) -> ExeMapIdentifier:
         """Who may ask the spending broker, from the exec gate's current catalogue."""
         apps = self.guard.apps if self.guard is not None else {}
@@ -218,6 +230,8 @@ class Services:
         broker's callers are rebuilt from the new catalogue, without a restart."""
         async def rescan() -> None:
             await guard.rescan()
+            if self.agent.decision is not None:
+                self._filter_decision(self.agent.decision)
             if self.payments is not None:
                 self.payments.identifier = self._callers()
 
