@@ -17,7 +17,7 @@ from pathlib import Path
 
 from agent.cli.errors import BadInputError, Exit, fail, guarded
 from agent.cli.output import add_json_flag, print_json
-from agent.filter.bundle import BundleError
+from agent.filter.bundle import BundleError, Manifest
 from agent.filter.bundles import (
     DEFAULT_KEYS,
     generate_key,
@@ -162,9 +162,13 @@ def run_sign(args: argparse.Namespace) -> int:
     except BundleError as exc:
         fail(str(exc))
         return Exit.FAILED
-    print(f"bundle {args.out}: version {manifest.version}, list key {manifest.publisher}, "
-          f"{len(manifest.files)} files ({', '.join(manifest.categories())})")
+    print(f"bundle {args.out}: {_described(manifest)}")
     return 0
+
+
+def _described(manifest: Manifest) -> str:
+    return (f"version {manifest.version} of {manifest.created}, list key {manifest.publisher}, "
+            f"{len(manifest.files)} files ({', '.join(manifest.categories())})")
 
 
 def run_verify(args: argparse.Namespace) -> int:
@@ -174,8 +178,7 @@ def run_verify(args: argparse.Namespace) -> int:
     except (BundleError, OSError) as exc:
         fail(f"refused: {exc}")
         return Exit.FAILED
-    print(f"bundle {args.bundle}: valid, version {manifest.version} of {manifest.created}, "
-          f"list key {manifest.publisher}, {len(manifest.files)} files ({', '.join(manifest.categories())})")
+    print(f"bundle {args.bundle}: valid, {_described(manifest)}")
     return 0
 
 

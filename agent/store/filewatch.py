@@ -62,29 +62,19 @@ def _names(fd: int) -> Iterator[bytes]:
             pos += _EVENT.size + length
 
 
-class WriteWatch:
-    def __init__(self, path: Path, on_write: Callable[[], None]) -> None:
-        self.path, self.on_write = path, on_write
-        self._fd: int | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+class _Watch:
+    """An inotify fd read on the running loop; `close` stops it."""
 
-    def start(self) -> None:
-        """Watch from now on (on the running loop)."""
-        fd = _open(self.path.parent)
-        try:
-            _add(fd, self.path.parent, IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE)
-        except OSError:
-            os.close(fd)
-            raise
+    _fd: int | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    def _attach(self, fd: int) -> None:
         self._fd = fd
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(fd, self._read)
 
     def _read(self) -> None:
-        assert self._fd is not None
-        prefix = os.fsencode(self.path.name)
-        if any([name.startswith(prefix) for name in _names(self._fd)]):  # a list: read them all
-            self.on_write()
+        raise NotImplementedError
 
     def close(self) -> None:
         if self._fd is not None:
@@ -94,7 +84,28 @@ class WriteWatch:
             self._fd = None
 
 
-class DirWatch:
+class WriteWatch(_Watch):
+    def __init__(self, path: Path, on_write: Callable[[], None]) -> None:
+        self.path, self.on_write = path, on_write
+
+    def start(self) -> None:
+        """Watch from now on (on the running loop)."""
+        fd = _open(self.path.parent)
+        try:
+            _add(fd, self.path.parent, IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE)
+        except OSError:
+            os.close(fd)
+            raise
+        self._attach(fd)
+
+    def _read(self) -> None:
+        assert self._fd is not None
+        prefix = os.fsencode(self.path.name)
+        if any([name.startswith(prefix) for name in _names(self._fd)]):  # a list: read them all
+            self.on_write()
+
+
+class DirWatch(_Watch):
     """`on_change()` on the loop when an entry of any watched directory is created,
     removed, renamed, written or changes attributes, or a directory itself goes. `watch`
     replaces the set (the caller re-arms after each look: directories come and go)."""
@@ -104,14 +115,10 @@ class DirWatch:
 
     def __init__(self, on_change: Callable[[], None]) -> None:
         self.on_change = on_change
-        self._fd: int | None = None
         self._wds: dict[str, int] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
-        self._fd = _open(Path("directories"))
-        self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(self._fd, self._read)
+        self._attach(_open(Path("directories")))
 
     def watch(self, directories: Iterable[str]) -> list[str]:
         """Watch exactly `directories`; returns those that could not be watched (gone
@@ -135,9 +142,5 @@ class DirWatch:
             self.on_change()
 
     def close(self) -> None:
-        if self._fd is not None:
-            if self._loop is not None and not self._loop.is_closed():
-                self._loop.remove_reader(self._fd)
-            os.close(self._fd)
-            self._fd = None
-            self._wds.clear()
+        super().close()
+        self._wds.clear()

@@ -67,13 +67,15 @@ class Netns:
 
     def start_agent(self, filter_table: str, lists: Path, *extra: str,
                     upstreams: tuple[str, ...] = ("--dns-upstream", "10.53.0.1:53"),
-                    listen: str = f"127.0.0.1:{PORT}") -> tuple[subprocess.Popen[str], Path]:
+                    listen: str = f"127.0.0.1:{PORT}",
+                    policy_text: str | None = None) -> tuple[subprocess.Popen[str], Path]:
         """The real daemon in development mode with the DNS filter on; returns once it
-        enforces (the process and its state directory)."""
+        enforces (the process and its state directory). The policy is the 12-16 band's
+        with `filter_table`, or `policy_text` whole."""
         state = self.tmp / f"agent-state-{uuid.uuid4().hex}"
         policy = self.tmp / f"policy-{uuid.uuid4().hex}.toml"
-        policy.write_text('version = 1\nage_band = "12-16"\ntimezone = "Asia/Shanghai"\n'
-                          + filter_table)
+        policy.write_text(policy_text if policy_text is not None else
+                          'version = 1\nage_band = "12-16"\ntimezone = "Asia/Shanghai"\n' + filter_table)
         log = self.tmp / f"agent-{uuid.uuid4().hex}.log"
         agent = self.spawn(sys.executable, "-m", "agent.daemon", "--dev", "--policy", str(policy),
                            "--state", str(state), "--child-uid", str(CHILD), "--lists", str(lists),
@@ -85,6 +87,10 @@ class Netns:
             assert time.monotonic() < deadline, "the agent did not start"
             time.sleep(0.1)
         return agent, state
+
+    def ask(self, name: str, port: int = PORT) -> str:
+        """The filter's answer to an A question from root: an address, "rcode3", ..."""
+        return self.probe(0, [["dns", "127.0.0.1", port, name]])[0]
 
     def start_filter(self, profile: dict[str, object], lists: Path,
                      *extra: str) -> subprocess.Popen[str]:
