@@ -423,13 +423,32 @@ class GateSupervisor:
             _poll_once([fan_fd, self._wake_r], int(self.idle_check * 1000))
 
     def _ping_answered(self) -> bool:
-        with self._lock:
+        """False if the gate did not pong within `ping_timeout`, or the ping could not even
+        be sent: a hung gate's stdin fills up, and `update` may be blocked writing a table
+        into it while holding the lock. The watchdog never waits on that lock or that pipe
+        for longer than the timeout (killing the gate is what unblocks `update`)."""
+        deadline = time.monotonic() + self.ping_timeout
+        if not self._lock.acquire(timeout=self.ping_timeout):
+            return False
+        try:
+            if not self._stdin_has_room(max(0.0, deadline - time.monotonic())):
+                return False
             self._ping_seq += 1
             seq = self._ping_seq
             self._send(Ping(seq))
+        finally:
+            self._lock.release()
         with self._pong:
             return self._pong.wait_for(lambda: self._pong_seq >= seq or self._stopping.is_set(),
-                                       self.ping_timeout)
+                                       max(0.0, deadline - time.monotonic()))
+
+    def _stdin_has_room(self, timeout: float) -> bool:
+        """The gate's stdin pipe takes a ping without blocking (POLLOUT: PIPE_BUF free)
+        within `timeout` seconds: a gate that reads its stdin drains a table in that time."""
+        proc = self._proc
+        if proc is None or proc.stdin is None or proc.stdin.closed:
+            return True  # nothing to write to: _send does nothing
+        return bool(select.select([], [proc.stdin.fileno()], [], timeout)[1])
 
     def _kill(self) -> None:
         proc = self._proc

@@ -234,6 +234,31 @@ def test_hung_gate_is_killed_by_the_watchdog_and_replaced() -> None:
             next(gen)
 
 
+def test_a_hung_gate_is_killed_even_while_a_policy_update_blocks_on_its_full_pipe() -> None:
+    """A hung gate stops reading its stdin too: an update then blocks writing tables into
+    the full pipe, holding the supervisor's lock. The watchdog must not wait on that lock
+    or pipe past its timeout (it pinged under the same lock): it kills the gate, which
+    ends the blocked write, and the waiting exec is answered by the new gate."""
+    gen = make_env(ping_timeout=1.0)
+    env = next(gen)
+    try:
+        gate_pid = env.sup.pid
+        assert gate_pid is not None
+        os.kill(gate_pid, signal.SIGSTOP)
+        table = build_table(env.apps, gatekit.access(blocked=["org.example.Game"]), env.config, 2)
+        updating = threading.Thread(target=lambda: [env.sup.update(table) for _ in range(2000)], daemon=True)
+        updating.start()  # ~2 KB a table: the 64 KiB pipe is full after a few dozen
+        proc = _exec(env.exe("game"))
+        _wait_until_exec_waits_on_gate(proc)
+        assert _finish(proc) == 126, "the exec was not answered after the hung gate"
+        assert env.rec.ended.wait(OUTAGE_BOUND_S), "the hung gate was never replaced"
+        updating.join(OUTAGE_BOUND_S)
+        assert not updating.is_alive(), "the policy update stayed blocked on the dead gate's pipe"
+    finally:
+        with contextlib.suppress(StopIteration):
+            next(gen)
+
+
 def test_supervised_gate_takes_policy_updates_and_reports_blocks(env: Env) -> None:
     chess = env.exe("chess")
     assert _finish(_exec(chess)) == 0
