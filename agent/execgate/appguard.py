@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -33,6 +34,8 @@ from agent.execgate.supervisor import GateOutage, GateSupervisor
 from agent.execgate.table import GateConfig, GateTable, build_table, loader_paths
 from agent.locale.messages import DEFAULT_LANGUAGE
 from agent.store.events import EventSink
+
+log = logging.getLogger(__name__)
 
 
 class BaseError(ValueError):
@@ -190,6 +193,9 @@ class AppGuard:
                 fd = os.pidfd_open(pid)
             except ProcessLookupError:  # already gone: look again
                 self._look.set()
+                continue
+            except OSError as exc:  # out of fds: its end is seen by the safety look
+                log.warning("app tracking: no pidfd for %d (%s)", pid, exc)
                 continue
             exits[pid] = fd
             self._loop.add_reader(fd, self._exited, exits, pid)
