@@ -69,15 +69,14 @@ class NetworkFilter:
         self._allowlist_only = False
         self._fixed: frozenset[str] = frozenset()
         self._epoch = self.nft_settings.epoch
-        self.app_domains: frozenset[str] = frozenset()  # set_app_domains
-        self._decided: tuple[FilterProfile, int] | None = None  # the Decision's, as given
+        # the names the apps allowed now declare (the daemon sets them before `update`)
+        self.app_domains: frozenset[str] = frozenset()
 
     @property
     def dns(self) -> DnsFilter | None:
         return self._filter
 
     def start(self, profile: FilterProfile, version: int) -> None:
-        self._decided = (profile, version)
         profile = with_app_domains(profile, self.app_domains)
         self._learner = nft.NftSetLearner(nft.Nft())
         self._filter = DnsFilter(
@@ -100,19 +99,9 @@ class NetworkFilter:
         if self._filter is not None:
             self._filter.set_profile(self._filter.profile, self._filter.version)
 
-    def set_app_domains(self, domains: frozenset[str]) -> None:
-        """The domains the apps that may run now need (the exec gate's catalogue under the
-        Decision's app access); applied at once to the profile in force."""
-        if domains == self.app_domains:
-            return
-        self.app_domains = domains
-        if self._filter is not None and self._decided is not None:
-            self.update(*self._decided)
-
     def update(self, profile: FilterProfile, version: int) -> None:
         if self._filter is None or self._learner is None:
             raise RuntimeError("NetworkFilter.update before start")
-        self._decided = (profile, version)
         profile = with_app_domains(profile, self.app_domains)
         if version != self._filter.version or profile != self._filter_profile():
             self._filter.set_profile(profile, version)

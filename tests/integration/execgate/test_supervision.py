@@ -90,6 +90,9 @@ def make_env(ping_timeout: float, gate_args: Sequence[str] = ()) -> Iterator[Env
             sup.stop()
 
 
+_env = contextlib.contextmanager(make_env)  # a supervised gate with its own ping_timeout
+
+
 @pytest.fixture
 def env() -> Iterator[Env]:
     yield from make_env(ping_timeout=600)
@@ -214,9 +217,7 @@ def test_events_read_by_a_dead_gate_are_answered_from_the_ledger(as_child, expec
 
 
 def test_hung_gate_is_killed_by_the_watchdog_and_replaced() -> None:
-    gen = make_env(ping_timeout=1.0)
-    env = next(gen)
-    try:
+    with _env(ping_timeout=1.0) as env:
         gate_pid = env.sup.pid
         assert gate_pid is not None
         os.kill(gate_pid, signal.SIGSTOP)
@@ -229,9 +230,6 @@ def test_hung_gate_is_killed_by_the_watchdog_and_replaced() -> None:
         assert env.rec.ended.wait(OUTAGE_BOUND_S)
         assert env.rec.outages[0].cause == "gate exited with -9"
         print(f"\nhung gate: exec waited {frozen:.2f} s (ping_timeout 1.0 s), then denied")
-    finally:
-        with contextlib.suppress(StopIteration):
-            next(gen)
 
 
 def test_a_hung_gate_is_killed_even_while_a_policy_update_blocks_on_its_full_pipe() -> None:
@@ -239,9 +237,7 @@ def test_a_hung_gate_is_killed_even_while_a_policy_update_blocks_on_its_full_pip
     the full pipe, holding the supervisor's lock. The watchdog must not wait on that lock
     or pipe past its timeout (it pinged under the same lock): it kills the gate, which
     ends the blocked write, and the waiting exec is answered by the new gate."""
-    gen = make_env(ping_timeout=1.0)
-    env = next(gen)
-    try:
+    with _env(ping_timeout=1.0) as env:
         gate_pid = env.sup.pid
         assert gate_pid is not None
         os.kill(gate_pid, signal.SIGSTOP)
@@ -254,9 +250,6 @@ def test_a_hung_gate_is_killed_even_while_a_policy_update_blocks_on_its_full_pip
         assert env.rec.ended.wait(OUTAGE_BOUND_S), "the hung gate was never replaced"
         updating.join(OUTAGE_BOUND_S)
         assert not updating.is_alive(), "the policy update stayed blocked on the dead gate's pipe"
-    finally:
-        with contextlib.suppress(StopIteration):
-            next(gen)
 
 
 def test_supervised_gate_takes_policy_updates_and_reports_blocks(env: Env) -> None:
