@@ -159,7 +159,8 @@ class GateSupervisor:
         self._ping_seq = 0
         self._pong_seq = 0
         self._pong = threading.Condition()
-        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC)  # stop() wakes the watchdog
+        # stop() and _release() wake the watchdog out of its poll on the group
+        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._threads: list[threading.Thread] = []
         # every file system under the marks, also those mounted later (mounts.py)
         self.mounts = MountFollower(self.marks, self._mark_path) if follow_mounts else None
@@ -201,8 +202,7 @@ class GateSupervisor:
         """Stop the gate (it answers what it has read), then close the group: from here
         on the kernel allows every exec (stopping the agent stops enforcement)."""
         self._stopping.set()
-        with contextlib.suppress(OSError):  # a second stop() finds the pipe closed
-            os.write(self._wake_w, b"x")
+        self._wake_watchdog()
         with self._pong:
             self._pong.notify_all()
         with self._lock:
@@ -319,10 +319,23 @@ class GateSupervisor:
                 log.warning("exec gate: allowed an unrecorded in-flight event (fd %d)", event_fd)
 
     def _release(self) -> None:
+        """Close the group, so the kernel lets every exec pass unchecked.
+
+        Closing our fd is not enough to end the group: the watchdog, asleep in poll() on
+        it, holds the file until poll returns (up to `idle_check`), and meanwhile the old
+        group keeps its marks with nobody reading it, so every exec it is asked about
+        waits - and the next group usually gets the same fd number, so the watchdog would
+        go back to sleep on the new group without ever dropping the old one. Waking the
+        watchdog makes it let go now."""
         with self._lock:
             if self._fan_fd is not None:
                 os.close(self._fan_fd)
                 self._fan_fd = None
+        self._wake_watchdog()
+
+    def _wake_watchdog(self) -> None:
+        with contextlib.suppress(OSError):  # EAGAIN: already woken; EBADF: stopped
+            os.write(self._wake_w, b"x")
 
     def _mark_path(self, path: str) -> None:
         """Mark one more file system (or mount) in the group; nothing while it is released
@@ -421,6 +434,9 @@ class GateSupervisor:
     def _sleep_until_work(self, fan_fd: int) -> None:
         with contextlib.suppress(OSError):
             _poll_once([fan_fd, self._wake_r], int(self.idle_check * 1000))
+        with contextlib.suppress(OSError):  # BlockingIOError: nobody woke us
+            while os.read(self._wake_r, 64):
+                pass
 
     def _ping_answered(self) -> bool:
         """False if the gate did not pong within `ping_timeout`, or the ping could not even

@@ -135,6 +135,7 @@ def test_a_fresh_group_marks_the_followed_mounts_again(fs: Path, tmp_path: Path)
         _mount(late)
         assert sup.mounts.wait_marked(str(late), MARK_WAIT_S)
         static = gatekit.make_binary(late / "static", source=STATIC)
+        chess = gatekit.make_binary(late / "chess-copy", source=str(fs / "apps" / "chess"))
         sup.python, sup.ready_timeout = str(fake), 0.5  # restarts now hang before "ready"
         gate_pid = sup.pid
         assert gate_pid is not None
@@ -146,6 +147,12 @@ def test_a_fresh_group_marks_the_followed_mounts_again(fs: Path, tmp_path: Path)
         sup.python, sup.ready_timeout = sys.executable, 30.0
         assert ended.wait(60), "no gate came back"
         assert gatekit.exec_status(static, "--version") == 126, "the new group lost the late mount"
+        # Execs the new group allows are also asked of every other group marking the
+        # file: a released group that lingered (the watchdog still asleep in poll() on
+        # it) would hold them, unanswered, up to idle_check - the refusal above can miss
+        # that, since a deny from the new group ends the kernel's walk over the groups.
+        assert gatekit.exec_status(static, "--version", as_child=False) == 0, "root's exec was held"
+        assert gatekit.exec_status(chess) == 0, "an allowed exec was held by the released group"
     finally:
         _umount(late)
         sup.stop()
