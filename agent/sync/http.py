@@ -80,6 +80,12 @@ class ProblemError(SyncError):
         return f"{self.status} {self.slug}: {self.detail}{at}"
 
     @property
+    def permanent(self) -> bool:
+        """A refusal that asking again at once will not change (a 4xx other than expired
+        credentials, a timeout or "too many"): the request itself is at fault."""
+        return 400 <= self.status < 500 and self.status not in (401, 408, 425, 429)
+
+    @property
     def retry_after(self) -> float | None:
         value = self.extra.get("retry_after")
         return float(value) if isinstance(value, int | float) else None

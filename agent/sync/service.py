@@ -14,7 +14,13 @@ time, while paired:
                                         └─ the server's signed time (hourly)
 
 A failure ends the session; the next starts after a back-off with jitter (at most 8 s, so
-a device is caught up within seconds of the network returning). Pairing through the
+a device is caught up within seconds of the network returning, longer when the server asks
+with Retry-After). A permanent refusal of one upload (a 4xx: a journal record damaged on
+the SD card that the server's chain check refuses, a summary it finds invalid) does not:
+that upload alone is held back and retried after a back-off of a minute to an hour, named
+in the status, while the queue, the outbox and the other uploads go on - nothing is
+dropped, and one bad record no longer stops the summaries or tears the session down every
+few seconds. Pairing through the
 dashboard's rendezvous (`start_pairing`) runs beside it while unpaired.
 """
 
@@ -27,7 +33,8 @@ import json
 import logging
 import os
 import random
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
@@ -55,6 +62,8 @@ from protocol.server import device_login_message, verify_receipt, verify_server_
 
 log = logging.getLogger("minormode.sync")
 RECONNECT = Backoff(first=0.5, longest=8.0)
+REFUSED_RETRY = Backoff(first=60.0, longest=3600.0)  # an upload the server refused for good
+LONGEST_RETRY_AFTER = 3600.0  # a server's Retry-After is heeded up to an hour
 EXCHANGE_EVERY = 60.0  # seconds between exchanges without a wake-up
 SUMMARY_EVERY = timedelta(minutes=5)
 TIME_EVERY = timedelta(hours=1)
@@ -91,6 +100,22 @@ class PairingTicket:
     secret: str = field(repr=False)
 
 
+def _asked_wait(exc: SyncError) -> float:
+    """The server's Retry-After, if it gave one, up to an hour (a server cannot silence
+    the device for longer)."""
+    asked = exc.retry_after if isinstance(exc, ProblemError) else None
+    return min(asked or 0.0, LONGEST_RETRY_AFTER)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An upload the dashboard refused for good, held back until `retry_at` (monotonic)."""
+
+    failures: int
+    retry_at: float
+    why: str
+
+
 @dataclass
 class SyncStatus:
     origin: str
@@ -121,6 +146,7 @@ class SyncService:
         self._next_time = datetime.min.replace(tzinfo=UTC)
         self._token: tuple[str, int] | None = None
         self._pushed = False  # the push socket said hello in this session
+        self.refused: dict[str, Refusal] = {}  # upload -> the server's standing refusal
 
     # -- what the rest of the agent calls -------------------------------------------------
 
@@ -157,7 +183,7 @@ class SyncService:
                     self.connected, self.last_error = False, str(exc)
                     log.warning("sync: %s (retrying)", exc)
                     self.on_change()
-                    await self._sleep(RECONNECT.delay(failures, random.random()))
+                    await self._sleep(max(RECONNECT.delay(failures, random.random()), _asked_wait(exc)))
         finally:
             if self._pairing_task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
@@ -182,7 +208,7 @@ class SyncService:
                 self._wake.clear()
                 await self._exchange()
                 if not self.connected:
-                    self.connected, self.last_error = True, ""
+                    self.connected, self.last_error = True, self._refusals()
                     self.on_change()
                 if listener is None:
                     await self._long_poll()
@@ -256,14 +282,44 @@ class SyncService:
         await self._send_outbox()
         if not self.trust.store.paired:
             self.store.forget()
+            self.refused.clear()
             return
         consent = self.trust.store.consent()
         if consent is None or consent.usage_reports:
-            await self._upload_journal()
-            await self._upload_summaries()
-        await self._upload_catalogue()
-        await self._resync_time()
+            await self._unless_refused("journal", self._upload_journal)
+            await self._unless_refused("summary", self._upload_summaries)
+        await self._unless_refused("catalogue", self._upload_catalogue)
+        await self._unless_refused("time", self._resync_time)
         self.store.contact(self._unix())
+
+    async def _unless_refused(self, upload: str, step: Callable[[], Awaitable[None]]) -> None:
+        """Run one upload unless the server's refusal of it stands; a new permanent refusal
+        holds it back (REFUSED_RETRY, or the server's Retry-After if longer) instead of
+        ending the session. Other failures end the session as before."""
+        held = self.refused.get(upload)
+        if held is not None and time.monotonic() < held.retry_at:
+            return
+        try:
+            await step()
+        except ProblemError as exc:
+            if not exc.permanent:
+                raise
+            failures = 1 if held is None else held.failures + 1
+            wait = max(REFUSED_RETRY.delay(failures, random.random()), _asked_wait(exc))
+            self.refused[upload] = Refusal(failures, time.monotonic() + wait,
+                                           f"the dashboard refuses the {upload}: {exc}")
+            log.error("sync: the dashboard refuses the %s (%s); holding it back %.0f s, the rest goes on",
+                      upload, exc, wait)
+        else:
+            if held is None:
+                return
+            del self.refused[upload]
+            log.warning("sync: the dashboard took the %s again", upload)
+        self.last_error = self._refusals()
+        self.on_change()
+
+    def _refusals(self) -> str:
+        return "; ".join(r.why for _, r in sorted(self.refused.items()))
 
     def _unix(self) -> int:
         return int(self.clock.latest().timestamp())

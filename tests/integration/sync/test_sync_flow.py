@@ -99,6 +99,39 @@ async def test_pair_enforce_request_grant_and_report(synced: SyncedDevice,
     assert any(isinstance(s, Summary) and s.used_seconds >= 2 * 60 and s.requests >= 1 for s in opened)
 
 
+async def test_a_record_the_server_refuses_holds_back_the_journal_alone(
+        synced: SyncedDevice, make_guardian: Callable[..., GuardianClient]) -> None:
+    """A journal record damaged on the tablet (a bit flipped on the SD card) fails the
+    server's chain check on every try. Before, that 422 ended the session each time: the
+    summaries, the catalogue and the server's time never went, and the device logged in
+    again every few seconds. Now the journal alone waits (named in the status) and the rest
+    goes on; the damaged record and those after it stay on the device, nothing dropped."""
+    import sqlite3
+    device = synced.device
+    for note in ("sound", "to be damaged"):
+        device.agent.events.record(Event(EventKind.REPORT, device.agent.now(), {"note": note}))
+    damaged = device.journal.head_seq
+    with sqlite3.connect(device.journal.path) as db:
+        (ciphertext,) = db.execute("SELECT ciphertext FROM records WHERE seq = ?", (damaged,)).fetchone()
+        db.execute("UPDATE records SET ciphertext = ? WHERE seq = ?",
+                   (bytes([ciphertext[0] ^ 1]) + ciphertext[1:], damaged))
+    guardian = make_guardian()
+    family = await pair(synced, guardian, policy=tight(1, 600))
+    await until(lambda: "journal" in synced.sync.refused, timeout=20, what="the journal refused")
+    assert "the dashboard refuses the journal: 422" in synced.sync.last_error
+    deadline = time.monotonic() + 20
+    while not await asyncio.to_thread(guardian.ok, "GET", f"/api/v1/families/{family}/devices/{synced.id}/summaries"):
+        assert time.monotonic() < deadline, "the refused journal held back the summaries too"
+        await asyncio.sleep(0.05)
+    # the exchange that carried the summary ends well, and the session holds
+    await until(lambda: synced.sync.connected, timeout=20, what="the session going on past the refusal")
+    assert "the dashboard refuses the journal: 422" in synced.sync.status().last_error
+    # the server took nothing of the refused range (the batch is checked as one against
+    # its signed checkpoint), and the device still holds all of it for a later try
+    assert damaged not in await _server_seqs(guardian, family, synced.id)
+    assert device.journal.head_seq >= damaged and synced.sync.status().pending_uploads > 0
+
+
 # A tablet offline for weeks and restarted often opens a segment at every start: more
 # segments than one upload may carry. The upload splits there (it went 422 forever before).
 @pytest.mark.parametrize("segments", [1, MAX_UPLOAD_SEGMENTS + 36], ids=["one-segment", "more-than-an-upload-holds"])

@@ -1,0 +1,24 @@
+"""Which refusals from the dashboard are permanent (the sync holds that upload back and
+goes on) and which are worth asking again at once (the session restarts): RFC 9110's
+meanings, pinned by status code rather than by our own table."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.sync.http import ProblemError
+
+
+@pytest.mark.parametrize("status", [400, 403, 404, 409, 413, 422])
+def test_a_request_at_fault_is_a_permanent_refusal(status: int) -> None:
+    assert ProblemError(status, "x", "y").permanent
+
+
+@pytest.mark.parametrize("status", [401, 408, 425, 429, 500, 502, 503, 504])
+def test_expired_credentials_timeouts_floods_and_server_faults_are_not(status: int) -> None:
+    assert not ProblemError(status, "x", "y").permanent
+
+
+def test_retry_after_is_read_from_the_problem_details_or_the_header() -> None:
+    assert ProblemError(503, "busy", "later", extra={"retry_after": 30}).retry_after == 30.0
+    assert ProblemError(503, "busy", "later").retry_after is None
