@@ -184,6 +184,9 @@ def install_files(work: Path, dest: Path) -> None:
     _copy(REPO / "config/udisks2/mount_options.conf", dest / "etc/udisks2/mount_options.conf")
     _copy(REPO / "config/agent.conf", dest / "etc/minormode/agent.conf")
     (dest / "etc/minormode/agent.conf.d").mkdir(parents=True)
+    # the list publishers' keys the tablet trusts (agent/filter/bundles.py): root's, empty
+    # until the manufacturer's image adds its NAME.pub (image-build's overlay)
+    (dest / "etc/minormode/list-keys").mkdir(parents=True)
     for policy in sorted((REPO / "config/policies").glob("*.toml")):
         _copy(policy, dest / "usr/share/minormode/policies" / policy.name)
     _copy_tree(REPO / "config/lockdown", dest / "usr/share/minormode/lockdown")

@@ -125,10 +125,12 @@ def test_the_package_carries_the_agent_its_units_and_its_interfaces(deb: Path) -
         "usr/share/minormode/lockdown/install.sh",
         "usr/share/doc/minormode/copyright",
         "etc/minormode/agent.conf",
+        "etc/minormode/list-keys",  # where the manufacturer's list key goes (root-owned)
         "etc/sysctl.d/60-minormode-exec.conf",
         "etc/udisks2/mount_options.conf",
     ]
     assert [w for w in wanted if w not in files] == []
+    assert files["etc/minormode/list-keys"].startswith("drwxr-xr-x root/root")
     assert files["usr/bin/minormodectl"].endswith("-> /opt/minormode/bin/minormodectl")
     assert files["opt/minormode/venv/bin/python3"].endswith("-> /usr/bin/python3")
     assert files["opt/minormode/libexec/minormode-agent-stopped"].startswith("-rwxr-xr-x root/root")
