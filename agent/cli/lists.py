@@ -4,7 +4,9 @@
 (with --strict) has a bad line, and when a category has no source at all (it would compile
 empty and block nothing: the others are compiled, and the missing ones named; `--partial`
 accepts that on purpose); `lists info` exits 2 when --out is not a directory, 1 when a
-compiled list cannot be read.
+compiled list or the installed bundle's record cannot be read; its `--json` is
+{"lists": [...], "bundle": {version, created, publisher, categories} or null,
+"bundle_problem": why the record is unreadable, or null}.
 """
 
 from __future__ import annotations
@@ -219,8 +221,16 @@ def run_info(args: argparse.Namespace) -> int:
             continue
         row.update(state="ok", names=len(hl), bytes=path.stat().st_size)
         hl.close()
+    bundle_problem = None
+    try:
+        bundle = installed(args.out)
+    except BundleError as exc:
+        bundle, bundle_problem = None, str(exc)
+        status = Exit.FAILED
     if args.json:
-        print_json(rows)
+        print_json({"lists": rows, "bundle": None if bundle is None else {
+            "version": bundle.version, "created": bundle.created, "publisher": bundle.publisher,
+            "categories": list(bundle.categories())}, "bundle_problem": bundle_problem})
         return status
     for row in rows:
         label = f"{row['list']:<18}"
@@ -232,11 +242,9 @@ def run_info(args: argparse.Namespace) -> int:
             size = row["bytes"]
             assert isinstance(size, int)
             print(f"{label} {row['names']:>10,} names  {size / 1024:>10.1f} KiB")
-    try:
-        bundle = installed(args.out)
-    except BundleError as exc:
-        print(f"bundle: unreadable record: {exc}")
-        return Exit.FAILED
+    if bundle_problem is not None:
+        print(f"bundle: unreadable record: {bundle_problem}")
+        return status
     print(f"bundle: version {bundle.version} of {bundle.created}, list key {bundle.publisher}"
           if bundle else "bundle: none (compiled from local sources)")
     return status

@@ -157,15 +157,16 @@ def test_lists_info(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
                  "--quiet"]) == 0
     capsys.readouterr()
     text, data = both(capsys, "lists", "info", "--out", str(out))
-    rows = {r["list"]: r for r in data}
+    rows = {r["list"]: r for r in data["lists"]}
     assert rows["video"]["state"] == "ok" and rows["video"]["names"] == 2
+    assert data["bundle"] is None and data["bundle_problem"] is None
     *lines, bundle = text.splitlines()
-    assert len(data) == len(lines)
+    assert len(data["lists"]) == len(lines)
     assert bundle == "bundle: none (compiled from local sources)"
     for line in lines:
         row = rows[line.split()[0]]
         assert (f"{row['names']:,} names" if row["state"] == "ok" else row["state"]) in line
     (out / "video.mmdl").write_bytes(b"garbage")
     assert main(["lists", "info", "--out", str(out), "--json"]) == 1
-    broken = {r["list"]: r for r in json.loads(capsys.readouterr().out)}
+    broken = {r["list"]: r for r in json.loads(capsys.readouterr().out)["lists"]}
     assert broken["video"]["state"] == "unreadable" and broken["video"]["problem"]

@@ -156,6 +156,10 @@ def test_a_signed_bundle_installs_and_its_names_are_blocked(maker: dict[str, Pat
     capsys.readouterr()
     assert main(["lists", "info", "--out", str(maker["out"])]) == 0
     assert "bundle: version 1 of 20" in capsys.readouterr().out
+    assert main(["lists", "info", "--out", str(maker["out"]), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["bundle"]["version"] == 1 and {"adult", "gambling"} <= set(info["bundle"]["categories"])
+    assert [info["bundle"]["publisher"]] == list(load_trusted(maker["keys"]))  # the signing key's id
     # a newer bundle replaces the lists
     (maker["src"] / "adult.txt").write_text("other.example\n")
     assert _install(maker, _sign(maker, 2, "b2")) == 0
