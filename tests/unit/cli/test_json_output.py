@@ -170,3 +170,8 @@ def test_lists_info(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["lists", "info", "--out", str(out), "--json"]) == 1
     broken = {r["list"]: r for r in json.loads(capsys.readouterr().out)["lists"]}
     assert broken["video"]["state"] == "unreadable" and broken["video"]["problem"]
+    # a damaged bundle record is named, with the file, and fails the command
+    (out / "bundle.json").write_text("{not json")
+    assert main(["lists", "info", "--out", str(out), "--json"]) == 1
+    info = json.loads(capsys.readouterr().out)
+    assert info["bundle"] is None and "bundle.json" in info["bundle_problem"]
