@@ -59,19 +59,27 @@ async def _serve(ws: WebSocket, state: AppState, topics: list[str], on_ready: An
     is one task for every socket (`Heartbeat`), so 10,000 idle sockets stay small."""
     loop = asyncio.get_running_loop()
     pending: set[asyncio.Task[None]] = set()
-    again = [False]
+    # [a delivery is running, a wake-up came during it]; both change only on the loop's thread
+    busy, again = [False], [False]
 
     async def deliver() -> None:
-        while True:  # a wake-up during a send makes one more pass (it may have missed that change)
-            again[0] = False
-            await on_wake()
-            if not again[0]:
-                return
+        try:
+            while True:  # a wake-up during a send makes one more pass (it may have missed that change)
+                again[0] = False
+                await on_wake()
+                if not again[0]:
+                    return
+        finally:
+            # cleared in the task's last step, not in a done callback: a wake-up that runs
+            # between the two would see a delivery "running" that has already made its last
+            # pass, and be lost (the device then waited for its next timed exchange)
+            busy[0] = False
 
     def woken() -> None:
-        if pending:
+        if busy[0]:
             again[0] = True
             return
+        busy[0] = True
         task = loop.create_task(deliver())
         pending.add(task)
         task.add_done_callback(pending.discard)

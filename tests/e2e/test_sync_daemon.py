@@ -100,12 +100,24 @@ def test_paired_locked_asked_and_granted_with_the_latency_measured(tmp_path: Pat
         latencies = []
         for i in range(20):
             bus.until("locked again", lambda b: b.status()["Locked"])
+            before = bus.status()["BudgetSeconds"]
             mid, sealed = guardian.ref.decide(device, GrantTime(1, rid if i == 0 else None), int(time.time()))
             sent = time.monotonic()
             r = guardian.send(family, device, mid, sealed, "decision")
             assert r.status_code == 201, r.text
-            bus.until("unlocked by the grant", lambda b: not b.status()["Locked"], timeout=10, step=0.005)
+            # the grant's minute lasts one second at speed 60: a status read held up longer
+            # than that (a slow disk under the agent's journal) would miss the unlocked state,
+            # so what is awaited is the budget, which stays raised; then, that it unlocked
+            seen: dict[str, Any] = {}
+
+            def applied(b: AgentBus, seen: dict[str, Any] = seen, before: int = before) -> bool:
+                seen.update(b.status())
+                return bool(seen["BudgetSeconds"] > before)
+
+            bus.until("the grant applied", applied, timeout=10, step=0.005)
             latencies.append(time.monotonic() - sent)
+            assert seen["BudgetSeconds"] == before + 60, seen
+            assert not seen["Locked"] or seen["UsedSeconds"] >= seen["BudgetSeconds"], seen
         latencies.sort()
         p50, p99 = latencies[len(latencies) // 2], latencies[-1]
         print(f"\nguardian send -> unlocked over {len(latencies)} grants: p50 {p50 * 1000:.0f} ms, "
