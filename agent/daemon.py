@@ -23,7 +23,7 @@ from agent.runtime import logs
 from agent.runtime.agent import Agent
 from agent.runtime.clock import TrustedClock
 from agent.runtime.config import DaemonConfig, parse_config
-from agent.runtime.notify import ServiceNotifier
+from agent.runtime.notify import ServiceNotifier, StartProgress
 from agent.runtime.services import Services
 from agent.store.floodsink import FloodSink
 from agent.store.layout import StoreLayout
@@ -64,6 +64,7 @@ async def _serve(agent: Agent, services: Services) -> None:
     loop.add_signal_handler(signal.SIGHUP, notifier.reload, lambda: _reload(agent, services))
     try:
         await services.start()
+        services.progress.done()
         await agent.run()
     finally:
         await services.stop()
@@ -72,6 +73,8 @@ async def _serve(agent: Agent, services: Services) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse_config(argv)
     logs.configure(config.log_level, config.log_file)
+    progress = StartProgress()
+    progress.phase("state")
     config.state.mkdir(parents=True, exist_ok=True, mode=0o700)
     store = StateStore(config.state / "state.sqlite")
     clock = TrustedClock(_clock_source(config), store.load_watermark())
@@ -89,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     clock.record_events_to(events)  # after the Agent: counting an event needs the policy's timezone
     trust = TrustLayer(config.state, agent, journal, ledger, clock.latest)  # before the policy file
     tallied.also = RequestCollector(trust, lambda: int(clock.latest().timestamp()))
+    progress.phase("policy")
     result = agent.load_policy()
     if not result.ok:
         log.warning("running with policy version %d (%s)", agent.policy.version,
@@ -97,7 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("development mode: simulated clock at %gx from %s; the simulated child uses the "
                  "device whenever it is unlocked. Ctrl-C stops.", config.speed, config.start.isoformat())
     try:
-        services = Services(agent, config, journal, ledger, clock, trust, counts, tallied.also, events, queue)
+        services = Services(agent, config, journal, ledger, clock, trust, counts, tallied.also, events, queue,
+                            progress=progress)
         asyncio.run(_serve(agent, services))
     except BaseError as exc:  # the manufacturer's settings, like a bad option: said, not a traceback
         log.error("not starting: %s", exc)

@@ -74,6 +74,15 @@ WITH_PARENT = ("setpriv", "--pdeathsig", "TERM", "--")
 OWN_GROUP = 0  # subprocess.Popen(process_group=0): setpgid(0, 0) in the child, no preexec_fn
 
 
+# The agent's own sd_notify channel is not theirs: dbus-daemon sends READY=1 to any
+# NOTIFY_SOCKET it inherits, which a reader of the agent's messages took for the agent's.
+_NOT_INHERITED = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+
+
+def _environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
+
+
 class DevBusError(RuntimeError):
     """The private bus or a mock service did not start."""
 
@@ -95,7 +104,7 @@ class PrivateBus:
         cmd = [DEBIAN_PYTHON, "-m", "dbusmock", bus_flag, "--template", template]
         if parameters is not None:
             cmd += ["--parameters", parameters]
-        env = dict(os.environ)
+        env = _environment()
         env["DBUS_SYSTEM_BUS_ADDRESS" if system else "DBUS_SESSION_BUS_ADDRESS"] = self.address
         env.pop("PYTHONPATH", None)
         log = (self.directory / f"{template}.log").open("wb")
@@ -166,7 +175,7 @@ def start_bus(*, system: bool = True, agent_policy: Path | None = AGENT_POLICY,
                                           owner=_OWNER.format(uid=os.getuid()) if owner_may_call else ""))
     log = (where / "dbus-daemon.log").open("wb")
     proc = subprocess.Popen([*WITH_PARENT, "dbus-daemon", "--nofork", "--nopidfile",
-                             f"--config-file={config}"],
+                             f"--config-file={config}"], env=_environment(),
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             process_group=OWN_GROUP)
     log.close()

@@ -30,6 +30,44 @@ REFRESH = 30.0  # seconds: STATUS= is re-sent at least this often while the agen
 STATUS_MAX = 200  # systemctl shows one line; a policy error can be long
 
 
+START_PHASE_BUDGET = 60.0  # seconds a start phase may take past the unit's TimeoutStartSec=
+
+
+class StartProgress:
+    """Before READY=1: each start phase is named in `STATUS=` ("starting: exec gate") and
+    given `EXTEND_TIMEOUT_USEC=` (systemd >= 236), so a slow card or a loaded board (a first
+    boot hashing every app, an emulated Pi) gets the time that a start making progress
+    needs, while a phase that hangs still fails the start. `done` logs where the time went,
+    one line, for the journal."""
+
+    def __init__(self, send: Callable[..., bool] = sdnotify.notify,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 budget: float = START_PHASE_BUDGET) -> None:
+        self.send, self.monotonic, self.budget = send, monotonic, budget
+        self._began = self._at = monotonic()
+        self._phase = ""
+        self.took: list[tuple[str, float]] = []  # (phase, seconds), in order
+
+    def phase(self, name: str) -> None:
+        self._close()
+        self._phase = name
+        self.send(f"STATUS=starting: {name}", f"EXTEND_TIMEOUT_USEC={int(self.budget * 1_000_000)}")
+
+    def done(self) -> float:
+        """The start's seconds so far (logged with each phase's share)."""
+        self._close()
+        total = self.monotonic() - self._began
+        parts = ", ".join(f"{name} {seconds:.1f}" for name, seconds in self.took)
+        log.info("started in %.1f s (%s)", total, parts or "no phases")
+        return total
+
+    def _close(self) -> None:
+        now = self.monotonic()
+        if self._phase:
+            self.took.append((self._phase, now - self._at))
+        self._phase, self._at = "", now
+
+
 class ServiceNotifier:
     """The agent's side of the notify protocol after READY=1 (Agent.run sends the first)."""
 

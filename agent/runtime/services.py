@@ -33,6 +33,7 @@ from agent.runtime.agent import Agent
 from agent.runtime.clock import TrustedClock
 from agent.runtime.config import DaemonConfig
 from agent.runtime.lockdown import DeviceLockdown
+from agent.runtime.notify import StartProgress
 from agent.session.layer import SessionConfig, SessionLayer
 from agent.store.floodsink import FloodSink
 from agent.store.journal import Journal
@@ -57,9 +58,11 @@ class Services:
     def __init__(self, agent: Agent, config: DaemonConfig, journal: Journal, ledger: Ledger,
                  trusted: TrustedClock, trust: TrustLayer, counts: DailyCounts,
                  requests: RequestCollector | None = None, flood: FloodSink | None = None,
-                 queue: QueueingSink | None = None) -> None:
+                 queue: QueueingSink | None = None, progress: StartProgress | None = None) -> None:
         """`trusted.latest` is the trusted time for every stamp; `trust` exists before the
-        services (a paired device must refuse the policy file at start-up already)."""
+        services (a paired device must refuse the policy file at start-up already);
+        `progress` hears each start phase (systemd's start deadline follows them)."""
+        self.progress = progress or StartProgress()
         clock = trusted.latest
         self.agent, self.config, self.ledger, self.clock, self.trusted = agent, config, ledger, clock, trusted
         self.trust, self.journal, self.counts, self.requests = trust, journal, counts, requests
@@ -85,6 +88,7 @@ class Services:
         config, agent = self.config, self.agent
         self.loop = asyncio.get_running_loop()
         self._maintenance_task = asyncio.ensure_future(self.maintenance.run())
+        self.progress.phase("session")
         bus_address = await self._start_session()
         if config.dashboard is not None:
             self.sync = self._make_sync(config.dashboard)
@@ -102,12 +106,15 @@ class Services:
 
                 controller.sync_facts = facts
         self.trust.start()
+        self.progress.phase("device lockdown")
         await self.lockdown.start(bus_address)
         if config.dns_filter_on:
+            self.progress.phase("network filter")
             self.network = self._start_network_filter()
             if self.layer is not None:
                 self.layer.controller.filter_facts = self._filter_facts
         if config.exec_gate_marks:
+            self.progress.phase("exec gate")
             self.guard = await self._start_exec_gate()
             self._tracking_task = asyncio.ensure_future(
                 self.guard.run_tracking(agent.app_started, agent.app_stopped))
@@ -115,6 +122,7 @@ class Services:
             if agent.decision is not None:
                 self._filter_decision(agent.decision)  # the catalogue's domains, now known
         if bus_address != "none":
+            self.progress.phase("payments")
             self.payments = PaymentsService(
                 ledger=self.ledger, policy=lambda: agent.policy,
                 identifier=self._callers(),

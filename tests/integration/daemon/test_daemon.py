@@ -143,6 +143,27 @@ def test_a_reload_tells_systemd_its_outcome(daemon: Daemon) -> None:
     assert daemon.stop() == 0
 
 
+def test_the_start_tells_systemd_each_phase_and_extends_its_deadline(daemon: Daemon) -> None:
+    """Before READY=1 every message names the phase under way and asks for more time
+    (EXTEND_TIMEOUT_USEC=, so a slow card or an emulated board is not killed at
+    TimeoutStartSec while it makes progress, and a hung phase still is); the log says where
+    the start's time went."""
+    before: list[dict[str, str]] = []
+    while "READY" not in (message := fields(daemon.notify.recv(4096).decode())):
+        before.append(message)
+    starting = [m for m in before if m.get("STATUS", "").startswith("starting: ")]
+    phases = [m["STATUS"].removeprefix("starting: ") for m in starting]
+    assert before[0] is starting[0] and phases[:3] == ["state", "policy", "session"], before
+    assert "payments" in phases and len(set(phases)) == len(phases), phases
+    assert all(m["EXTEND_TIMEOUT_USEC"] == "60000000" for m in starting), starting
+    # the first READY=1 is the agent's (the development bus's dbus-daemon sent one before)
+    assert message.get("STATUS", "").startswith("enforcing policy version 1"), message
+    daemon.wait_log("started in ")
+    line = next(x for x in daemon.log.read_text().splitlines() if "started in " in x)
+    assert all(f"{phase} " in line for phase in phases), line
+    assert daemon.stop() == 0
+
+
 def test_starts_on_the_last_good_policy_when_the_file_is_broken(tmp_path: Path) -> None:
     first = Daemon(tmp_path)
     first.expect_notify("READY=1")
