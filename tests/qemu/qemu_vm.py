@@ -51,8 +51,27 @@ class BootResult:
     seconds: float = 0.0
     first_fact_at: float | None = None
 
+    host_before: str = ""  # the host's load when the boot began (host_load), for a slow boot's why
+    host_after: str = ""
+
     def tail(self, n: int = 60) -> str:
-        return "\n".join(self.console[-n:])
+        lines = self.console[-n:]
+        if self.host_before or self.host_after:
+            lines += ["---- host at the boot's start:", self.host_before,
+                      "---- host at its end:", self.host_after]
+        return "\n".join(lines)
+
+
+def host_load() -> str:
+    """The host's load average and busiest processes: a TCG guest slows with every process
+    beside it (one CI run's raspi3b boot took 6x its usual time and no one could say why)."""
+    try:
+        busiest = subprocess.run(["ps", "-eo", "pid,pcpu,etimes,args", "--sort=-pcpu"], check=False,
+                                 capture_output=True, text=True, timeout=10).stdout.splitlines()[:6]
+    except (OSError, subprocess.SubprocessError) as exc:
+        busiest = [f"ps: {exc}"]
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f}\n" + "\n".join(line[:160] for line in busiest)
 
 
 def parse_facts(lines: list[str]) -> dict[str, str]:
@@ -145,7 +164,7 @@ def boot(command: list[str], timeout: float, stop_at: str | None = None,
     """Run QEMU until it exits, `stop_at` appears on the console, or `timeout` seconds pass.
     `on_fact(key, value)` is called for each guest fact as it arrives (the guest can ask the
     host to act, e.g. plug a device in, by printing one)."""
-    result = BootResult()
+    result = BootResult(host_before=host_load())
     start = time.monotonic()
     proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True)
@@ -186,6 +205,7 @@ def boot(command: list[str], timeout: float, stop_at: str | None = None,
         if pending:
             result.console.append(pending.decode(errors="replace"))
         if proc.poll() is None:
+            result.host_after = host_load()  # QEMU still running: is it getting the CPU?
             os.kill(proc.pid, signal.SIGKILL)  # QEMU by its PID, never by name
         result.returncode = proc.wait(timeout=30)
         sel.close()
