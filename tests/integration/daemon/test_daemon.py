@@ -155,7 +155,8 @@ def test_the_start_tells_systemd_each_phase_and_extends_its_deadline(daemon: Dae
     phases = [m["STATUS"].removeprefix("starting: ") for m in starting]
     assert before[0] is starting[0] and phases[:3] == ["state", "policy", "session"], before
     assert "payments" in phases and len(set(phases)) == len(phases), phases
-    assert all(m["EXTEND_TIMEOUT_USEC"] == "60000000" for m in starting), starting
+    # at least a minute a phase (an emulated Pi 3B's exec gate start takes 14 s when idle)
+    assert all(int(m["EXTEND_TIMEOUT_USEC"]) >= 60_000_000 for m in starting), starting
     # the first READY=1 is the agent's (the development bus's dbus-daemon sent one before)
     assert message.get("STATUS", "").startswith("enforcing policy version 1"), message
     daemon.wait_log("started in ")
