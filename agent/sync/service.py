@@ -34,7 +34,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
@@ -98,6 +98,18 @@ class PairingTicket:
     expires_at: int
     session: str
     secret: str = field(repr=False)
+
+
+def _sound_prefix(exc: ProblemError, records: Sequence[tuple[int, str, bytes, bytes]]) -> int:
+    """How many records at the start of a refused upload the server would take alone: those
+    before the first it names (`first_bad_seq`: its check failed from there on, and the
+    checkpoint before it vouches for the rest), when it names one inside the upload."""
+    bad = exc.extra.get("first_bad_seq")
+    if not (exc.permanent and isinstance(bad, int) and records):
+        return 0
+    if not records[0][0] < bad <= records[-1][0]:
+        return 0
+    return bad - records[0][0]
 
 
 def _asked_wait(exc: SyncError) -> float:
@@ -402,8 +414,9 @@ class SyncService:
         if cursor.epoch is None:
             server = await self._authed("GET", "/device/journal")
             cursor = Cursor(str(server["epoch"]), int(server["cursor"]), int(server["next_seq"]))
+        limit, refused = UPLOAD_BATCH, None
         for _ in range(100):  # bounded: at most 100,000 records an exchange
-            wire = self.journal.wire_range(cursor.next_seq - 1, UPLOAD_BATCH)
+            wire = self.journal.wire_range(cursor.next_seq - 1, limit)
             if not wire.records and not wire.checkpoints:
                 break
             a = wire.anchor
@@ -425,6 +438,13 @@ class SyncService:
                     continue
                 if exc.slug == "no-consent":
                     return
+                sound = _sound_prefix(exc, wire.records)
+                if refused is None and sound > 0:
+                    # the records before the refused one are sound: they go alone, then the
+                    # refusal holds back the rest (a damaged record kept its whole batch of
+                    # up to UPLOAD_BATCH sound records from the guardian before)
+                    limit, refused = sound, exc
+                    continue
                 raise
             new = Cursor(str(answer["epoch"]), int(answer["cursor"]), int(answer["next_seq"]))
             if cursor.epoch is not None and new.epoch != cursor.epoch:
@@ -432,6 +452,8 @@ class SyncService:
                             new.epoch)
                 new = Cursor(new.epoch, int(answer["cursor"]), max(1, int(answer["base_seq"]) + 1))
             self.store.save_cursor(new)
+            if refused is not None:
+                raise refused
             progressed = new.next_seq > cursor.next_seq
             cursor = new
             if not progressed or new.next_seq > wire.head:

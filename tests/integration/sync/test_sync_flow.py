@@ -105,11 +105,14 @@ async def test_a_record_the_server_refuses_holds_back_the_journal_alone(
     server's chain check on every try. Before, that 422 ended the session each time: the
     summaries, the catalogue and the server's time never went, and the device logged in
     again every few seconds. Now the journal alone waits (named in the status) and the rest
-    goes on; the damaged record and those after it stay on the device, nothing dropped."""
+    goes on; the records before the damaged one arrive; it and those after it stay on the
+    device, nothing dropped."""
     import sqlite3
     device = synced.device
-    for note in ("sound", "to be damaged"):
-        device.agent.events.record(Event(EventKind.REPORT, device.agent.now(), {"note": note}))
+    device.agent.events.record(Event(EventKind.REPORT, device.agent.now(), {"note": "sound"}))
+    device.journal.close_segment()  # a closed segment: one checkpoint vouches for all of it
+    sound = device.journal.head_seq
+    device.agent.events.record(Event(EventKind.REPORT, device.agent.now(), {"note": "to be damaged"}))
     damaged = device.journal.head_seq
     with sqlite3.connect(device.journal.path) as db:
         (ciphertext,) = db.execute("SELECT ciphertext FROM records WHERE seq = ?", (damaged,)).fetchone()
@@ -126,10 +129,13 @@ async def test_a_record_the_server_refuses_holds_back_the_journal_alone(
     # the exchange that carried the summary ends well, and the session holds
     await until(lambda: synced.sync.connected, timeout=20, what="the session going on past the refusal")
     assert "the dashboard refuses the journal: 422" in synced.sync.status().last_error
-    # the server took nothing of the refused range (the batch is checked as one against
-    # its signed checkpoint), and the device still holds all of it for a later try
-    assert damaged not in await _server_seqs(guardian, family, synced.id)
+    # the server took the sound segment before the damaged one's (sent alone once it named
+    # where its check failed: it came in the same batch and waited with it before) and
+    # nothing of the damaged segment; the device still holds that for a later try
+    seqs = await _server_seqs(guardian, family, synced.id)
+    assert seqs == list(range(1, sound + 1)), (seqs, sound, damaged)
     assert device.journal.head_seq >= damaged and synced.sync.status().pending_uploads > 0
+    assert synced.sync.store.cursor().acked == sound
 
 
 # A tablet offline for weeks and restarted often opens a segment at every start: more

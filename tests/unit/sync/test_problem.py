@@ -22,3 +22,23 @@ def test_expired_credentials_timeouts_floods_and_server_faults_are_not(status: i
 def test_retry_after_is_read_from_the_problem_details_or_the_header() -> None:
     assert ProblemError(503, "busy", "later", extra={"retry_after": 30}).retry_after == 30.0
     assert ProblemError(503, "busy", "later").retry_after is None
+
+
+RECORDS = [(seq, "seg", b"n", b"c") for seq in range(11, 21)]  # an upload of records 11..20
+
+
+@pytest.mark.parametrize(("status", "bad", "sound"), [
+    (422, 15, 4),    # 11..14 are vouched for by the checkpoint before 15: they go alone
+    (422, 20, 9),    # only the last fails
+    (422, 11, 0),    # the first fails: nothing to send alone
+    (422, 21, 0),    # past the upload: not about these records
+    (422, 5, 0),     # before it (a stale answer)
+    (422, None, 0),  # no record named
+    (503, 15, 0),    # the server's fault: not a verdict on any record
+])
+def test_the_sound_records_before_a_refused_one(status: int, bad: int | None, sound: int) -> None:
+    from agent.sync.service import _sound_prefix
+
+    extra = {} if bad is None else {"first_bad_seq": bad}
+    assert _sound_prefix(ProblemError(status, "bad-chain", "x", extra=extra), RECORDS) == sound
+    assert _sound_prefix(ProblemError(status, "bad-chain", "x", extra=extra), []) == 0
