@@ -35,6 +35,7 @@ from agent.core.usage import Usage
 from agent.os import sdnotify
 from agent.runtime.clock import TrustedClock
 from agent.runtime.decision_events import DecisionRecorder
+from agent.runtime.notify import describe
 from agent.store.events import Event, EventKind, EventSink, JSONScalar
 from agent.store.recovery import StorageHealth, is_storage_failure, set_aside_log
 from agent.store.state import StateStore
@@ -327,8 +328,10 @@ class Agent:
 
     async def run(self) -> None:
         self.events.record(Event(EventKind.AGENT_START, self.now(), self.start_facts()))
-        self.tick()
-        sdnotify.notify("READY=1", f"STATUS=enforcing policy version {self.policy.version}")
+        first = self.tick()
+        # the first decision's line, as the notifier keeps it after (a bare "enforcing policy
+        # version N" here replaced the line the tick had just sent, for up to 30 s)
+        sdnotify.notify("READY=1", f"STATUS={describe(first)}")
         log.info("enforcing policy version %d", self.policy.version,
                  extra={"POLICY_VERSION": self.policy.version})
         watchdog = sdnotify.watchdog_interval()

@@ -10,7 +10,7 @@ the unit's StatusErrno). systemd has no notification that fails a reload job: on
 ExecReload must wait for this outcome for `systemctl reload` to report a rejected policy
 (agent/runtime/README.md). Between reloads, each decision updates `STATUS=` ("enforcing
 policy version 3: locked until 16:30 (budget_spent)"), sent when the text changes and at
-least every REFRESH seconds (which also replaces the bare line Agent.run sends with READY=1).
+least every REFRESH seconds; Agent.run's READY=1 carries the first decision's line.
 """
 
 from __future__ import annotations
