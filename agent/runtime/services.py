@@ -147,7 +147,8 @@ class Services:
                               lambda: self.guard.apps if self.guard is not None else {})
         sync = SyncService(url, self.trust, self.journal, SyncStore(self.config.state / SYNC_DB), self.counts,
                            source, self.trusted, ca_file=self.config.dashboard_ca,
-                           on_change=lambda: self.layer.service.refresh() if self.layer is not None else None)
+                           on_change=lambda: self.layer.service.refresh() if self.layer is not None else None,
+                           events=self.agent.events)
         if self.requests is not None:
             self.requests.poke = sync.poke
         self.trust.inbox.on_answer = sync.poke

@@ -30,8 +30,8 @@ from protocol.journal import (  # the formats' one definition, shared with the d
 )
 
 GENESIS = GENESIS_HASH
-__all__ = ["GENESIS", "Anchor", "ChainRecord", "Checkpoint", "VerifyReport", "anchor_message", "chain_hash",
-           "chain_hashes", "checkpoint_message", "deletion_message", "verify"]
+__all__ = ["GENESIS", "Anchor", "ChainRecord", "Checkpoint", "Damage", "VerifyReport", "anchor_message",
+           "chain_hash", "chain_hashes", "checkpoint_message", "deletion_message", "find_damage", "verify"]
 
 
 @dataclass(frozen=True)
@@ -170,3 +170,37 @@ def _check_checkpoints(
         last_good = cp.seq
     return last_good
 
+
+
+@dataclass(frozen=True)
+class Damage:
+    """A stretch of records whose contents no longer match their stored hashes (a bit
+    flipped on the card): the first such record, and the first signed checkpoint at or
+    after it that still vouches for the stored chain, from where the chain can go on."""
+
+    first: int
+    resume: Checkpoint
+
+
+def find_damage(records: Iterable[ChainRecord], checkpoints: Iterable[Checkpoint],
+                public_key: Ed25519PublicKey) -> Damage | None:
+    """The first damaged record in `records` (seq order) and where the chain resumes; None
+    when every record matches its stored hash, or no signed checkpoint after the damage
+    agrees with the stored hashes (nothing to resume from: the upload waits instead).
+    Only contents are judged: a record whose stored hashes were rewritten is `verify`'s."""
+    first: int | None = None
+    stored: dict[int, bytes] = {}
+    for rec in records:
+        intact = rec.segment_uid is not None and chain_hash(
+            rec.prev_hash, rec.seq, rec.segment_uid, rec.nonce, rec.ciphertext) == rec.hash
+        if first is None and not intact:
+            first = rec.seq
+        if first is not None:
+            stored[rec.seq] = rec.hash
+    if first is None:
+        return None
+    for cp in checkpoints:
+        if cp.seq >= first and stored.get(cp.seq) == cp.head and _signed(
+                public_key, cp.signature, checkpoint_message(cp.seq, cp.head, cp.at)):
+            return Damage(first, cp)
+    return None

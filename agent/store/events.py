@@ -46,6 +46,9 @@ class EventKind(StrEnum):
     STORAGE_FAILURE = "storage_failure"  # a store could not be written (a full disk)
     USB_BLOCKED = "usb_blocked"  # {id, name, classes, reason}: a USB device USBGuard kept out
     BOOT_TAMPER = "boot_tamper"  # {findings, ids}: boot files or kernel command line not as shipped
+    # {first_damaged, left_out_from, left_out_to, records}: journal records damaged on the
+    # device (a bit flipped on the card) that the dashboard refused; the upload went on past them
+    JOURNAL_DAMAGED = "journal_damaged"
 
 
 @dataclass(frozen=True)

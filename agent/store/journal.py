@@ -326,6 +326,21 @@ class Journal:
                 retention.load_anchor(db), journaldb.chain_records(db), journaldb.checkpoints(db), pub
             )
 
+    @_locked
+    def damage_after(self, after: int) -> tuple[int, chain.Anchor] | None:
+        """Records after seq `after` damaged in place (`chain.find_damage`): the first of
+        them, and a signed anchor where the chain resumes, so an upload the dashboard
+        refuses for that damage can go on past it (the sync records what was left out).
+        None when nothing after `after` is damaged that way or nothing vouches for a resume."""
+        with journaldb.snapshot(self._db) as db:
+            damage = chain.find_damage(journaldb.chain_records(db, after), journaldb.checkpoints(db),
+                                       self._device_key.public_key())
+        if damage is None:
+            return None
+        cp = damage.resume
+        signature = self._device_key.sign(chain.anchor_message(cp.seq, cp.head))
+        return damage.first, chain.Anchor(cp.seq, cp.head, signature)
+
     # -- deleting -----------------------------------------------------------------------
 
     @_locked

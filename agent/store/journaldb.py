@@ -100,11 +100,13 @@ def head(db: sqlite3.Connection) -> tuple[int, bytes]:
     return anchor.seq, anchor.hash
 
 
-def chain_records(db: sqlite3.Connection) -> Iterator[ChainRecord]:
-    """Every record in seq order, with its segment's uid (None if the segment is gone)."""
+def chain_records(db: sqlite3.Connection, after: int = 0) -> Iterator[ChainRecord]:
+    """Every record (after seq `after`) in seq order, with its segment's uid (None if the
+    segment is gone)."""
     uids = dict(db.execute("SELECT id, uid FROM segments").fetchall())
     for seq, seg_id, n, c, p, h in db.execute(
-        "SELECT seq, segment_id, nonce, ciphertext, prev_hash, hash FROM records ORDER BY seq"
+        "SELECT seq, segment_id, nonce, ciphertext, prev_hash, hash FROM records WHERE seq > ? ORDER BY seq",
+        (after,),
     ):
         yield ChainRecord(seq, uids.get(seg_id), bytes(n), bytes(c), bytes(p), bytes(h), seg_id)
 

@@ -28,7 +28,8 @@ from agent.store.sqlite import SqliteFile
 log = logging.getLogger(__name__)
 TAMPER = frozenset({EventKind.CLOCK_JUMP, EventKind.TIMEZONE_CHANGE, EventKind.AGENT_START,
                     EventKind.GATE_OUTAGE, EventKind.BAD_SIGNATURE, EventKind.FILTER_LIST_MISSING,
-                    EventKind.STORAGE_FAILURE, EventKind.USB_BLOCKED, EventKind.BOOT_TAMPER})
+                    EventKind.STORAGE_FAILURE, EventKind.USB_BLOCKED, EventKind.BOOT_TAMPER,
+                    EventKind.JOURNAL_DAMAGED})
 MAX_KEY = 255
 _SCHEMA = """CREATE TABLE IF NOT EXISTS day_counts (
     day TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, n INTEGER NOT NULL,

@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import random
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -44,8 +45,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from agent.core.calendar import day_span, local_day, zone
 from agent.core.policy import Policy
 from agent.core.usage import Usage
-from agent.store.events import Event, EventKind
+from agent.store.chain import Anchor
+from agent.store.events import Event, EventKind, EventSink
 from agent.store.journal import Journal
+from agent.store.journaldb import WireRange
 from agent.sync.backoff import Backoff
 from agent.sync.daily import DailyCounts
 from agent.sync.http import DashboardClient, ProblemError, SyncError, UnreachableError
@@ -112,6 +115,27 @@ def _sound_prefix(exc: ProblemError, records: Sequence[tuple[int, str, bytes, by
     return bad - records[0][0]
 
 
+def _refused_from_the_first(exc: ProblemError, records: Sequence[tuple[int, str, bytes, bytes]]) -> bool:
+    """The server's check failed at the upload's first record (nothing before it to send)."""
+    return bool(exc.permanent and records and exc.extra.get("first_bad_seq") == records[0][0])
+
+
+def _journal_body(cursor: Cursor, wire: WireRange, anchor: Anchor | None) -> dict[str, Any]:
+    """One journal upload (dashboard/API.md): the records still sealed, their segments'
+    wrapped keys, the signed checkpoints, and the anchor the range starts from, if any."""
+    return {
+        "epoch": cursor.epoch, "acked": cursor.acked, "head": wire.head,
+        "anchor": None if anchor is None else {
+            "seq": anchor.seq, "head": b64(anchor.hash), "signature": b64(anchor.signature)},
+        "segments": [{"uid": uid, "keys": [{"recipient": r, "wrapped": b64(w)} for r, w in keys]}
+                     for uid, keys in wire.segments.items()],
+        "records": [{"seq": s, "segment": u, "nonce": b64(n), "ciphertext": b64(c)}
+                    for s, u, n, c in wire.records],
+        "checkpoints": [{"seq": c.seq, "head": b64(c.head), "at": c.at, "signature": b64(c.signature)}
+                        for c in wire.checkpoints],
+    }
+
+
 def _asked_wait(exc: SyncError) -> float:
     """The server's Retry-After, if it gave one, up to an hour (a server cannot silence
     the device for longer)."""
@@ -143,10 +167,11 @@ class SyncStatus:
 class SyncService:
     def __init__(self, url: str, trust: TrustLayer, journal: Journal, store: SyncStore, counts: DailyCounts,
                  source: UsageSource, clock: SignedTimeClock, *, ca_file: Any = None,
-                 on_change: Callable[[], None] = lambda: None) -> None:
+                 on_change: Callable[[], None] = lambda: None, events: EventSink | None = None) -> None:
         self.client = DashboardClient(url, ca_file=ca_file)
         self.trust, self.journal, self.store, self.counts = trust, journal, store, counts
         self.source, self.clock, self.on_change = source, clock, on_change
+        self.events: EventSink = events or journal  # the daemon's sink: counted for the day's summary too
         self.connected = False
         self.last_error = ""
         self.ticket: PairingTicket | None = None
@@ -414,22 +439,13 @@ class SyncService:
         if cursor.epoch is None:
             server = await self._authed("GET", "/device/journal")
             cursor = Cursor(str(server["epoch"]), int(server["cursor"]), int(server["next_seq"]))
-        limit, refused = UPLOAD_BATCH, None
+        limit, prefix_sent, skip = UPLOAD_BATCH, False, None
         for _ in range(100):  # bounded: at most 100,000 records an exchange
-            wire = self.journal.wire_range(cursor.next_seq - 1, limit)
-            if not wire.records and not wire.checkpoints:
+            after = cursor.next_seq - 1 if skip is None else skip[1].seq
+            wire = self.journal.wire_range(after, limit)
+            if not wire.records and not wire.checkpoints and skip is None:
                 break
-            a = wire.anchor
-            anchor = None if a is None else {"seq": a.seq, "head": b64(a.hash), "signature": b64(a.signature)}
-            body = {
-                "epoch": cursor.epoch, "acked": cursor.acked, "head": wire.head, "anchor": anchor,
-                "segments": [{"uid": uid, "keys": [{"recipient": r, "wrapped": b64(w)} for r, w in keys]}
-                             for uid, keys in wire.segments.items()],
-                "records": [{"seq": s, "segment": u, "nonce": b64(n), "ciphertext": b64(c)}
-                            for s, u, n, c in wire.records],
-                "checkpoints": [{"seq": c.seq, "head": b64(c.head), "at": c.at, "signature": b64(c.signature)}
-                                for c in wire.checkpoints],
-            }
+            body = _journal_body(cursor, wire, skip[1] if skip is not None else wire.anchor)
             try:
                 answer = await self._authed("POST", "/device/journal", body=body)
             except ProblemError as exc:
@@ -439,12 +455,18 @@ class SyncService:
                 if exc.slug == "no-consent":
                     return
                 sound = _sound_prefix(exc, wire.records)
-                if refused is None and sound > 0:
-                    # the records before the refused one are sound: they go alone, then the
-                    # refusal holds back the rest (a damaged record kept its whole batch of
-                    # up to UPLOAD_BATCH sound records from the guardian before)
-                    limit, refused = sound, exc
+                if not prefix_sent and skip is None and sound > 0:
+                    # the records before the refused one are sound: they go alone first (a
+                    # damaged record kept its whole batch, up to UPLOAD_BATCH records of
+                    # several segments, from the guardian before)
+                    limit, prefix_sent = sound, True
                     continue
+                if skip is None and _refused_from_the_first(exc, wire.records):
+                    skip = self.journal.damage_after(after)
+                    if skip is not None:  # damaged on this device: go on past it, and say so
+                        log.error("sync: journal records %d..%d are damaged on this device (%s); sending "
+                                  "the journal on from %d", skip[0], skip[1].seq, exc, skip[1].seq + 1)
+                        continue
                 raise
             new = Cursor(str(answer["epoch"]), int(answer["cursor"]), int(answer["next_seq"]))
             if cursor.epoch is not None and new.epoch != cursor.epoch:
@@ -452,12 +474,24 @@ class SyncService:
                             new.epoch)
                 new = Cursor(new.epoch, int(answer["cursor"]), max(1, int(answer["base_seq"]) + 1))
             self.store.save_cursor(new)
-            if refused is not None:
-                raise refused
+            if skip is not None:
+                self._left_out(cursor.next_seq, skip[0], skip[1].seq)
+                skip = None
             progressed = new.next_seq > cursor.next_seq
-            cursor = new
+            cursor, limit = new, UPLOAD_BATCH
             if not progressed or new.next_seq > wire.head:
                 break
+
+    def _left_out(self, from_seq: int, damaged: int, to_seq: int) -> None:
+        """The journal event that tells the guardians which records they will never see (in
+        the journal itself: it goes with the next upload)."""
+        event = Event(EventKind.JOURNAL_DAMAGED, self.clock.latest(),
+                      {"first_damaged": damaged, "left_out_from": from_seq, "left_out_to": to_seq,
+                       "records": to_seq - from_seq + 1})
+        try:
+            self.events.record(event)
+        except (sqlite3.Error, OSError) as exc:  # a full disk: the log says it meanwhile
+            log.error("sync: could not journal the damaged records %d..%d: %s", from_seq, to_seq, exc)
 
     # -- summaries and the catalogue --------------------------------------------------------------
 

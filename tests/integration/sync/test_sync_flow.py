@@ -99,15 +99,13 @@ async def test_pair_enforce_request_grant_and_report(synced: SyncedDevice,
     assert any(isinstance(s, Summary) and s.used_seconds >= 2 * 60 and s.requests >= 1 for s in opened)
 
 
-async def test_a_record_the_server_refuses_holds_back_the_journal_alone(
-        synced: SyncedDevice, make_guardian: Callable[..., GuardianClient]) -> None:
-    """A journal record damaged on the tablet (a bit flipped on the SD card) fails the
-    server's chain check on every try. Before, that 422 ended the session each time: the
-    summaries, the catalogue and the server's time never went, and the device logged in
-    again every few seconds. Now the journal alone waits (named in the status) and the rest
-    goes on; the records before the damaged one arrive; it and those after it stay on the
-    device, nothing dropped."""
+def _damage(synced: SyncedDevice, *, rehash: bool) -> tuple[int, int]:
+    """A sound segment, then a record in the next one with a bit flipped on the card
+    (`rehash`: and its stored hash made to match, which only a writer does); (the last
+    sound seq, the damaged seq)."""
     import sqlite3
+
+    from protocol.journal import chain_hash
     device = synced.device
     device.agent.events.record(Event(EventKind.REPORT, device.agent.now(), {"note": "sound"}))
     device.journal.close_segment()  # a closed segment: one checkpoint vouches for all of it
@@ -115,9 +113,49 @@ async def test_a_record_the_server_refuses_holds_back_the_journal_alone(
     device.agent.events.record(Event(EventKind.REPORT, device.agent.now(), {"note": "to be damaged"}))
     damaged = device.journal.head_seq
     with sqlite3.connect(device.journal.path) as db:
-        (ciphertext,) = db.execute("SELECT ciphertext FROM records WHERE seq = ?", (damaged,)).fetchone()
-        db.execute("UPDATE records SET ciphertext = ? WHERE seq = ?",
-                   (bytes([ciphertext[0] ^ 1]) + ciphertext[1:], damaged))
+        ct, nonce, prev, uid = db.execute(
+            "SELECT ciphertext, nonce, prev_hash, uid FROM records JOIN segments ON segments.id = segment_id "
+            "WHERE seq = ?", (damaged,)).fetchone()
+        flipped = bytes([ct[0] ^ 1]) + ct[1:]
+        db.execute("UPDATE records SET ciphertext = ? WHERE seq = ?", (flipped, damaged))
+        if rehash:
+            db.execute("UPDATE records SET hash = ? WHERE seq = ?",
+                       (chain_hash(prev, damaged, uid, nonce, flipped), damaged))
+    return sound, damaged
+
+
+async def test_a_record_damaged_on_the_tablet_is_left_out_said_and_the_journal_goes_on(
+        synced: SyncedDevice, make_guardian: Callable[..., GuardianClient]) -> None:
+    """A bit flipped on the SD card in a sealed record: the server's chain check refuses it
+    on every try. The sound segment before it goes alone; the device finds the damage in
+    its own journal (contents no longer matching the stored hash) and goes on from the
+    signed checkpoint after it, and the guardians are told which records they will never
+    see. Before, the whole batch and everything after it stayed on the tablet for ever."""
+    sound, damaged = _damage(synced, rehash=False)
+    guardian = make_guardian()
+    family = await pair(synced, guardian, policy=tight(1, 600))
+    head = synced.device.journal.head_seq
+    await until(lambda: synced.sync.store.cursor().acked > head, timeout=20, what="the journal past the damage")
+    seqs = await _server_seqs(guardian, family, synced.id)
+    assert seqs[:sound] == list(range(1, sound + 1)) and damaged not in seqs, (seqs, sound, damaged)
+    resumed = seqs[sound]  # the record after the resume checkpoint: the damaged segment is left out
+    assert resumed > damaged and seqs[sound:] == list(range(resumed, seqs[-1] + 1)), seqs
+    events = await _open_journal(guardian, family, synced.id, len(seqs))
+    [said] = [e for e in events if e["kind"] == "journal_damaged"]
+    assert said["data"] == {"first_damaged": damaged, "left_out_from": sound + 1, "left_out_to": resumed - 1,
+                            "records": resumed - 1 - sound}, said
+    assert "journal" not in synced.sync.refused and synced.sync.connected
+    assert synced.device.journal.head_seq >= damaged  # the device keeps what it holds (retention decides)
+
+
+async def test_a_refusal_the_device_cannot_explain_holds_back_the_journal_alone(
+        synced: SyncedDevice, make_guardian: Callable[..., GuardianClient]) -> None:
+    """A record whose contents and stored hash were both rewritten: the device finds no
+    damage of its own to go past, so the server's 422 holds back the journal alone (named
+    in the status) while the rest goes on. Before, that 422 ended the session each time:
+    the summaries, the catalogue and the server's time never went, and the device logged
+    in again every few seconds. Nothing is left out: the records stay on the device."""
+    sound, damaged = _damage(synced, rehash=True)
     guardian = make_guardian()
     family = await pair(synced, guardian, policy=tight(1, 600))
     await until(lambda: "journal" in synced.sync.refused, timeout=20, what="the journal refused")
@@ -129,12 +167,11 @@ async def test_a_record_the_server_refuses_holds_back_the_journal_alone(
     # the exchange that carried the summary ends well, and the session holds
     await until(lambda: synced.sync.connected, timeout=20, what="the session going on past the refusal")
     assert "the dashboard refuses the journal: 422" in synced.sync.status().last_error
-    # the server took the sound segment before the damaged one's (sent alone once it named
-    # where its check failed: it came in the same batch and waited with it before) and
-    # nothing of the damaged segment; the device still holds that for a later try
+    # the sound segment before the damaged one's went alone (it waited with its batch
+    # before); nothing of the damaged segment did, and the device still holds it
     seqs = await _server_seqs(guardian, family, synced.id)
     assert seqs == list(range(1, sound + 1)), (seqs, sound, damaged)
-    assert device.journal.head_seq >= damaged and synced.sync.status().pending_uploads > 0
+    assert synced.device.journal.head_seq >= damaged and synced.sync.status().pending_uploads > 0
     assert synced.sync.store.cursor().acked == sound
 
 

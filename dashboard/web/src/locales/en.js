@@ -169,6 +169,7 @@ export default {
   "tamper.storage_failure": "The tablet's storage was full or failing (rules kept running from memory)",
   "tamper.usb_blocked": "A USB device was blocked (a USB stick, network adapter or unknown device)",
   "tamper.boot_tamper": "The tablet's boot settings differ from what it shipped with (edited on the memory card?)",
+  "tamper.journal_damaged": "Some of the tablet's activity records were damaged on its memory card and could not be sent",
   "purchase.pending": "waiting", "purchase.approved": "approved", "purchase.denied": "denied", "purchase.settled": "paid", "purchase.refused": "refused",
 
   "code.title": "Guardian code for {device}", "code.lead": "Type this code on the tablet to unlock it for {minutes} minutes, even with no network.",

@@ -169,6 +169,7 @@ export default {
   "tamper.storage_failure": "平板存储已满或出错（规则仍在内存中执行）",
   "tamper.usb_blocked": "拦截了一个 USB 设备（U 盘、网络适配器或未知设备）",
   "tamper.boot_tamper": "平板的启动设置与出厂时不同（存储卡可能被改动）",
+  "tamper.journal_damaged": "平板存储卡上的部分活动记录已损坏，无法发送",
   "purchase.pending": "等待中", "purchase.approved": "已批准", "purchase.denied": "已拒绝", "purchase.settled": "已支付", "purchase.refused": "被拒绝",
 
   "code.title": "{device} 的监护人验证码", "code.lead": "在平板上输入此验证码即可解锁 {minutes} 分钟，无需联网。",

@@ -13,7 +13,7 @@ import { deviceLabel, devicePicker, noDevice, pickDevice } from "./common.js";
 
 // the agent's tamper event kinds (agent/store/events.py) as the summary counts them
 const TAMPER_KNOWN = ["clock_jump", "timezone_change", "agent_start", "gate_outage", "bad_signature",
-  "filter_list_missing", "storage_failure", "usb_blocked", "boot_tamper"];
+  "filter_list_missing", "storage_failure", "usb_blocked", "boot_tamper", "journal_damaged"];
 const COLORS = { used: "#1f5fa8", budget: "#b3261e", app: "#2e7d5b", hour: "#6a4fb3" };
 const HOURS = Array.from({ length: 24 }, (_, i) => String(i).padStart(2, "0"));
 let weekOffset = 0;
