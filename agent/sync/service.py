@@ -439,6 +439,7 @@ class SyncService:
         if cursor.epoch is None:
             server = await self._authed("GET", "/device/journal")
             cursor = Cursor(str(server["epoch"]), int(server["cursor"]), int(server["next_seq"]))
+        self._say_left_out()  # one a kill -9 or a full disk kept from the journal before
         limit, prefix_sent, skip = UPLOAD_BATCH, False, None
         for _ in range(100):  # bounded: at most 100,000 records an exchange
             after = cursor.next_seq - 1 if skip is None else skip[1].seq
@@ -473,25 +474,34 @@ class SyncService:
                 log.warning("sync: the dashboard's store changed (epoch %s): resending the journal",
                             new.epoch)
                 new = Cursor(new.epoch, int(answer["cursor"]), max(1, int(answer["base_seq"]) + 1))
-            self.store.save_cursor(new)
-            if skip is not None:
-                self._left_out(cursor.next_seq, skip[0], skip[1].seq)
+            if skip is None:
+                self.store.save_cursor(new)
+            else:
+                self.store.save_cursor(new, left_out=(cursor.next_seq, skip[0], skip[1].seq))
+                self._say_left_out()
                 skip = None
             progressed = new.next_seq > cursor.next_seq
             cursor, limit = new, UPLOAD_BATCH
             if not progressed or new.next_seq > wire.head:
                 break
 
-    def _left_out(self, from_seq: int, damaged: int, to_seq: int) -> None:
+    def _say_left_out(self) -> None:
         """The journal event that tells the guardians which records they will never see (in
-        the journal itself: it goes with the next upload)."""
+        the journal itself: it goes with the next upload), for the stretch the sync store
+        holds until the event is recorded: at least once, whatever stops the agent."""
+        pending = self.store.left_out()
+        if pending is None:
+            return
+        from_seq, damaged, to_seq = pending
         event = Event(EventKind.JOURNAL_DAMAGED, self.clock.latest(),
                       {"first_damaged": damaged, "left_out_from": from_seq, "left_out_to": to_seq,
                        "records": to_seq - from_seq + 1})
         try:
             self.events.record(event)
-        except (sqlite3.Error, OSError) as exc:  # a full disk: the log says it meanwhile
-            log.error("sync: could not journal the damaged records %d..%d: %s", from_seq, to_seq, exc)
+        except (sqlite3.Error, OSError) as exc:  # a full disk: said at the next exchange
+            log.error("sync: could not journal the damaged records %d..%d yet: %s", from_seq, to_seq, exc)
+            return
+        self.store.left_out_said()
 
     # -- summaries and the catalogue --------------------------------------------------------------
 

@@ -42,8 +42,22 @@ class SyncStore(SqliteFile):
     def cursor(self) -> Cursor:
         return Cursor(self._get("epoch"), int(self._get("acked") or 0), int(self._get("next_seq") or 1))
 
-    def save_cursor(self, cursor: Cursor) -> None:
-        self._put(epoch=cursor.epoch, acked=str(cursor.acked), next_seq=str(cursor.next_seq))
+    def save_cursor(self, cursor: Cursor, left_out: tuple[int, int, int] | None = None) -> None:
+        """`left_out`: (from, first damaged, to), records the server just let the upload go
+        past, kept with the cursor in one transaction until `left_out_said` (so a kill -9
+        between the two never loses the journal_damaged event that names them)."""
+        extra = {} if left_out is None else {"left_out": " ".join(map(str, left_out))}
+        self._put(epoch=cursor.epoch, acked=str(cursor.acked), next_seq=str(cursor.next_seq), **extra)
+
+    def left_out(self) -> tuple[int, int, int] | None:
+        value = self._get("left_out")
+        if value is None:
+            return None
+        first, damaged, last = (int(x) for x in value.split())
+        return first, damaged, last
+
+    def left_out_said(self) -> None:
+        self._put(left_out=None)
 
     @property
     def server_key(self) -> bytes | None:

@@ -6,6 +6,7 @@ nothing behind — the device's real sync client against the real dashboard."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -124,18 +125,38 @@ def _damage(synced: SyncedDevice, *, rehash: bool) -> tuple[int, int]:
     return sound, damaged
 
 
+class _FullOnce:
+    """The sync's event sink, with a full disk for the first journal_damaged event."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.refused = inner, False
+
+    def record(self, event: Event) -> None:
+        if event.kind is EventKind.JOURNAL_DAMAGED and not self.refused:
+            self.refused = True
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.inner.record(event)
+
+
 async def test_a_record_damaged_on_the_tablet_is_left_out_said_and_the_journal_goes_on(
         synced: SyncedDevice, make_guardian: Callable[..., GuardianClient]) -> None:
     """A bit flipped on the SD card in a sealed record: the server's chain check refuses it
     on every try. The sound segment before it goes alone; the device finds the damage in
     its own journal (contents no longer matching the stored hash) and goes on from the
     signed checkpoint after it, and the guardians are told which records they will never
-    see. Before, the whole batch and everything after it stayed on the tablet for ever."""
+    see, once, even when the disk is full at that moment. Before, the whole batch and
+    everything after it stayed on the tablet for ever."""
     sound, damaged = _damage(synced, rehash=False)
+    full = _FullOnce(synced.sync.events)  # the disk is full just when the event is written
+    synced.sync.events = full
     guardian = make_guardian()
     family = await pair(synced, guardian, policy=tight(1, 600))
+    await until(lambda: full.refused, timeout=20, what="the upload past the damage")
+    assert synced.sync.store.left_out() is not None  # kept with the cursor until it is said
+    synced.sync.poke()  # a later exchange (the disk has room again)
     # past the damage, and everything since (the journal_damaged event too) acknowledged
-    await until(lambda: damaged < synced.sync.store.cursor().acked >= synced.device.journal.head_seq,
+    await until(lambda: synced.sync.store.left_out() is None
+                and damaged < synced.sync.store.cursor().acked >= synced.device.journal.head_seq,
                 timeout=20, what="the journal past the damage")
     seqs = await _server_seqs(guardian, family, synced.id)
     assert seqs[:sound] == list(range(1, sound + 1)) and damaged not in seqs, (seqs, sound, damaged)
