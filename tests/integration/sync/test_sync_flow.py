@@ -152,8 +152,9 @@ async def test_a_record_damaged_on_the_tablet_is_left_out_said_and_the_journal_g
     guardian = make_guardian()
     family = await pair(synced, guardian, policy=tight(1, 600))
     await until(lambda: full.refused, timeout=20, what="the upload past the damage")
-    assert synced.sync.store.left_out() is not None  # kept with the cursor until it is said
-    synced.sync.poke()  # a later exchange (the disk has room again)
+    # the stretch stays in the sync store until a later exchange says it (the disk has room
+    # again); whether one already ran by now is the sync's timing, so only the end is checked
+    synced.sync.poke()
     # past the damage, and everything since (the journal_damaged event too) acknowledged
     await until(lambda: synced.sync.store.left_out() is None
                 and damaged < synced.sync.store.cursor().acked >= synced.device.journal.head_seq,
@@ -162,7 +163,7 @@ async def test_a_record_damaged_on_the_tablet_is_left_out_said_and_the_journal_g
     assert seqs[:sound] == list(range(1, sound + 1)) and damaged not in seqs, (seqs, sound, damaged)
     resumed = seqs[sound]  # the record after the resume checkpoint: the damaged segment is left out
     assert resumed > damaged and seqs[sound:] == list(range(resumed, seqs[-1] + 1)), seqs
-    events = await _open_journal(guardian, family, synced.id, len(seqs))
+    events = await _open_journal(guardian, family, synced.id, None)  # (more may have come since)
     [said] = [e for e in events if e["kind"] == "journal_damaged"]
     assert said["data"] == {"first_damaged": damaged, "left_out_from": sound + 1, "left_out_to": resumed - 1,
                             "records": resumed - 1 - sound}, said
@@ -263,7 +264,8 @@ async def _server_seqs(guardian: GuardianClient, family: str, device: str) -> li
         after = page["next_after"]
 
 
-async def _open_journal(guardian: GuardianClient, family: str, device: str, seqs_wanted: int) -> list[dict[str, Any]]:
+async def _open_journal(guardian: GuardianClient, family: str, device: str,
+                        seqs_wanted: int | None) -> list[dict[str, Any]]:
     """Open the journal as the guardian's app does: check the chain, unwrap, decrypt."""
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -287,7 +289,7 @@ async def _open_journal(guardian: GuardianClient, family: str, device: str, seqs
         if page["next_after"] is None:
             break
         after = page["next_after"]
-    assert len(out) == seqs_wanted
+    assert seqs_wanted is None or len(out) == seqs_wanted
     return out
 
 
