@@ -1,9 +1,9 @@
 """The device lockdown's parts the daemon runs (issue 18), behind their options so tests and
 development mode without USBGuard or udev keep working: the boot check once at start (in a
-thread: READY never waits for it), the
-USB policy through USBGuard (re-applied when the policy's `usb` table changes), the device
-watch. Started by Services; failures are logged and the rest of the agent runs on
-(USBGuard's own RuleFile, written by the last apply, still decides devices).
+thread: READY never waits for it), the USB policy through USBGuard (re-applied when the
+policy's `usb` table changes), the device watch. Started by Services; failures are logged
+and the rest of the agent runs on (USBGuard's own RuleFile, written by the last apply,
+still decides devices).
 
 USBGuard is reached in the background, never before READY: both start at boot and its
 D-Bus bridge may answer long after the agent (on an emulated A72, a minute). Until it does
