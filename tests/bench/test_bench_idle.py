@@ -138,12 +138,15 @@ def _measure(tmp_path: Path, ns: str, procs: list[subprocess.Popen[bytes]], gate
                         print(f"  {'':>15}thread {t}: {d / window:.2f}/s")
         both = sum(sum(totals[n]) for n in ("agent", "exec gate")) / window
         print(f"  agent with its exec gate: {both:.2f}/s (goal <= {GOAL_PER_SECOND:.0f}/s)")
-        # the agent's deadlines in the window: its tick (5 s), the display poll (5 s), and
-        # the start of the window (a thread may be mid-way through a wake-up); the gate
-        # and its supervisor sleep until an exec (a look a minute), the installs watch
-        # until a desktop entry or an app's directory changes (a look every 5 minutes)
-        deadlines = window / 5 + window / 5 + 4
-        assert totals["agent"][0] <= deadlines * 1.5, "the idle agent wakes more than its deadlines"
+        # the goal, on wake-ups (voluntary switches: a preemption is not one): the
+        # agent and its gate together at most once a second. The agent's known deadlines
+        # are its tick and the display poll (5 s each); the rest of its 20-26 a 30 s window
+        # (3 runs, 2026-12-03) are its minute timers and the development session's bus. A
+        # bound of 1.5x those deadlines failed one CI run at 26 (of 24): it pinned our own
+        # estimate, not the goal. The gate and its supervisor sleep until an exec (a look a
+        # minute), the installs watch until a desktop entry or an app's directory changes.
+        woke = totals["agent"][0] + totals["exec gate"][0]
+        assert woke <= window * GOAL_PER_SECOND, f"the idle agent and gate woke {woke} times in {window:.0f} s"
         assert totals["exec gate"][0] <= window / 60 + 2, "the idle exec gate wakes"
     finally:
         for p in procs:
