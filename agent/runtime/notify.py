@@ -30,8 +30,9 @@ REFRESH = 30.0  # seconds: STATUS= is re-sent at least this often while the agen
 STATUS_MAX = 200  # systemctl shows one line; a policy error can be long
 
 
-START_PHASE_BUDGET = 120.0  # seconds a start phase may take past the unit's TimeoutStartSec= (an
-# emulated Pi 3B's exec gate start: 14 s idle, 6x that on a loaded host)
+# seconds a start phase may take past the unit's TimeoutStartSec= (an emulated Pi 3B's
+# exec gate start: 14 s idle, 6x that on a loaded host)
+START_PHASE_BUDGET = 120.0
 
 
 class StartProgress:
@@ -47,25 +48,23 @@ class StartProgress:
         self.send, self.monotonic, self.budget = send, monotonic, budget
         self._began = self._at = monotonic()
         self._phase = ""
-        self.took: list[tuple[str, float]] = []  # (phase, seconds), in order
+        self._took: list[tuple[str, float]] = []  # (phase, seconds), in order
 
     def phase(self, name: str) -> None:
         self._close()
         self._phase = name
         self.send(f"STATUS=starting: {name}", f"EXTEND_TIMEOUT_USEC={int(self.budget * 1_000_000)}")
 
-    def done(self) -> float:
-        """The start's seconds so far (logged with each phase's share)."""
+    def done(self) -> None:
+        """Log the start's seconds so far, with each phase's share."""
         self._close()
-        total = self.monotonic() - self._began
-        parts = ", ".join(f"{name} {seconds:.1f}" for name, seconds in self.took)
-        log.info("started in %.1f s (%s)", total, parts or "no phases")
-        return total
+        parts = ", ".join(f"{name} {seconds:.1f}" for name, seconds in self._took)
+        log.info("started in %.1f s (%s)", self.monotonic() - self._began, parts or "no phases")
 
     def _close(self) -> None:
         now = self.monotonic()
         if self._phase:
-            self.took.append((self._phase, now - self._at))
+            self._took.append((self._phase, now - self._at))
         self._phase, self._at = "", now
 
 

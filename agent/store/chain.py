@@ -171,7 +171,6 @@ def _check_checkpoints(
     return last_good
 
 
-
 @dataclass(frozen=True)
 class Damage:
     """A stretch of records whose contents no longer match their stored hashes (a bit
